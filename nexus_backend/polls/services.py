@@ -1,0 +1,160 @@
+"""Writes. Each is one transaction; rules the database can enforce, it enforces (see models.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from nexus_backend.core.exceptions import Conflict, DomainError, NotFound, PermissionDenied
+
+from .models import Option, Poll, Vote
+
+User = get_user_model()
+
+MIN_OPTIONS, MAX_OPTIONS = 2, 20
+
+
+class AlreadyVoted(Conflict):
+    code = "already_voted"
+
+
+class PollClosed(Conflict):
+    code = "poll_closed"
+
+
+@transaction.atomic
+def user_register(*, username: str, email: str, password: str):
+    if User.objects.filter(username__iexact=username).exists():
+        raise DomainError("A user with that username already exists.", field="username")
+    user = User(username=username, email=email)
+    try:
+        validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise DomainError(" ".join(exc.messages), field="password") from None
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise DomainError("A user with that username already exists.", field="username") from None
+    return user
+
+
+def _clean_options(options: Sequence[str]) -> list[str]:
+    cleaned = [str(o).strip() for o in options]
+    if any(not o for o in cleaned):
+        raise DomainError("Options cannot be blank.", field="options")
+    if not MIN_OPTIONS <= len(cleaned) <= MAX_OPTIONS:
+        raise DomainError(f"A poll needs between {MIN_OPTIONS} and {MAX_OPTIONS} options.", field="options")
+    if len({o.casefold() for o in cleaned}) != len(cleaned):
+        raise DomainError("Options must be distinct.", field="options")
+    return cleaned
+
+
+def _check_expiry(expires_at: datetime | None, *, created_at: datetime) -> None:
+    if expires_at is not None and expires_at <= created_at:
+        raise DomainError("expires_at must be later than the poll's creation time.", field="expires_at")
+
+
+@transaction.atomic
+def poll_create(
+    *, owner, question: str, options: Sequence[str], expires_at: datetime | None = None, description: str = ""
+) -> Poll:
+    question = question.strip()
+    if not question:
+        raise DomainError("The question cannot be blank.", field="question")
+    texts = _clean_options(options)
+    now = timezone.now()
+    _check_expiry(expires_at, created_at=now)
+    poll = Poll.objects.create(
+        owner=owner, question=question, description=description, created_at=now, expires_at=expires_at
+    )
+    Option.objects.bulk_create([Option(poll=poll, text=t, position=i) for i, t in enumerate(texts)])
+    return poll
+
+
+def _check_can_edit(poll: Poll, user) -> None:
+    if not (user.is_staff or poll.owner_id == user.pk):
+        raise PermissionDenied("Only the poll's owner or staff can change it.")
+
+
+@transaction.atomic
+def poll_update(
+    *,
+    poll_id: int,
+    user,
+    question: str | None = None,
+    description: str | None = None,
+    expires_at: datetime | None = None,
+    clear_expiry: bool = False,
+    options: Sequence[str] | None = None,
+) -> Poll:
+    poll = Poll.objects.select_for_update().filter(pk=poll_id).first()
+    if poll is None:
+        raise NotFound(f"Poll {poll_id} does not exist.")
+    _check_can_edit(poll, user)
+    if question is not None:
+        if not question.strip():
+            raise DomainError("The question cannot be blank.", field="question")
+        poll.question = question.strip()
+    if description is not None:
+        poll.description = description
+    if clear_expiry:
+        poll.expires_at = None
+    elif expires_at is not None:
+        _check_expiry(expires_at, created_at=poll.created_at)
+        poll.expires_at = expires_at
+        if expires_at > timezone.now():
+            poll.is_closed = False
+    if options is not None:
+        texts = _clean_options(options)
+        if poll.votes.exists():
+            raise Conflict("Options cannot change once votes have been cast.", field="options")
+        poll.options.all().delete()
+        Option.objects.bulk_create([Option(poll=poll, text=t, position=i) for i, t in enumerate(texts)])
+    poll.save()
+    return poll
+
+
+@transaction.atomic
+def poll_delete(*, poll_id: int, user) -> None:
+    poll = Poll.objects.filter(pk=poll_id).first()
+    if poll is None:
+        raise NotFound(f"Poll {poll_id} does not exist.")
+    _check_can_edit(poll, user)
+    poll.delete()
+
+
+def vote_cast(*, poll_id: int, option_id, user) -> Vote:
+    """Record ``user``'s vote. A second vote raises :class:`AlreadyVoted` (the unique constraint decides,
+    so two concurrent attempts cannot both succeed)."""
+    try:
+        option_id = int(option_id)
+    except (TypeError, ValueError):
+        raise DomainError("option must be the id of one of this poll's options.", field="option") from None
+    try:
+        with transaction.atomic():
+            poll = Poll.objects.filter(pk=poll_id).first()
+            if poll is None:
+                raise NotFound(f"Poll {poll_id} does not exist.")
+            if not poll.is_open():
+                raise PollClosed("This poll is closed: it no longer accepts votes.")
+            if not Option.objects.filter(pk=option_id, poll_id=poll.pk).exists():
+                raise DomainError(f"Option {option_id} is not an option of poll {poll.pk}.", field="option")
+            return Vote.objects.create(poll=poll, option_id=option_id, user=user)
+    except IntegrityError as exc:
+        if "one_vote_per_user_per_poll" in str(exc):
+            raise AlreadyVoted("You have already voted in this poll.") from None
+        raise
+
+
+def polls_close_expired(*, now: datetime | None = None) -> int:
+    """Mark every poll whose expiry has passed as closed; returns how many changed (idempotent)."""
+    now = now or timezone.now()
+    return Poll.objects.filter(is_closed=False, expires_at__lte=now).update(is_closed=True)
