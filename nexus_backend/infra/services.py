@@ -53,6 +53,8 @@ def _with_db(url: str, db: int) -> str:
 def resolve(env: dict[str, str] | None = None) -> ServiceConfig:
     env = os.environ if env is None else env
     sources: dict[str, str] = {}
+    # `manage.py services stop|status` must look at the embedded servers without starting them.
+    autostart = env.get("NEXUS_EMBEDDED_AUTOSTART", "1") != "0"
 
     database_url = env.get("DATABASE_URL", "").strip()
     if database_url:
@@ -65,7 +67,7 @@ def resolve(env: dict[str, str] | None = None) -> ServiceConfig:
         database = dj_database_url.parse(database_url, conn_max_age=60, conn_health_checks=True)
         sources["database"] = "DATABASE_URL"
     else:
-        pg = _embedded_or_exit(embedded.ensure_postgres)
+        pg = embedded.postgres_location() if not autostart else _embedded_or_exit(embedded.ensure_postgres)
         database = {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": embedded.DB_NAME,
@@ -87,7 +89,8 @@ def resolve(env: dict[str, str] | None = None) -> ServiceConfig:
             raise SystemExit(f"error: REDIS_URL must be a redis:// URL, got {redis_url!r}")
         sources["cache"] = "REDIS_URL"
     else:
-        redis_url = _embedded_or_exit(embedded.ensure_redis).url + "/0"
+        redis = embedded.redis_location() if not autostart else _embedded_or_exit(embedded.ensure_redis)
+        redis_url = redis.url + "/0"
         sources["cache"] = "embedded"
 
     broker_url = env.get("CELERY_BROKER_URL", "").strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -14,6 +15,8 @@ from django.utils import timezone
 from nexus_backend.core.exceptions import Conflict, DomainError, NotFound, PermissionDenied
 
 from .models import Option, Poll, Vote
+
+logger = logging.getLogger(__name__)
 
 User = get_user_model()
 
@@ -76,7 +79,24 @@ def poll_create(
         owner=owner, question=question, description=description, created_at=now, expires_at=expires_at
     )
     Option.objects.bulk_create([Option(poll=poll, text=t, position=i) for i, t in enumerate(texts)])
+    if expires_at is not None:
+        _schedule_close(poll.pk, expires_at)
     return poll
+
+
+def _schedule_close(poll_id: int, when: datetime) -> None:
+    """Ask Celery to close the poll at its expiry, once this transaction has committed.
+
+    The minutely beat task closes expired polls too, so a broker that is down costs nothing but a delay."""
+    from .tasks import close_poll
+
+    def enqueue() -> None:
+        try:
+            close_poll.apply_async(args=[poll_id], eta=when, retry=False)
+        except Exception:  # broker unreachable: beat's close_expired_polls catches up
+            logger.warning("could not enqueue close_poll(%s); the beat task will close it", poll_id)
+
+    transaction.on_commit(enqueue)
 
 
 def _check_can_edit(poll: Poll, user) -> None:
@@ -152,6 +172,12 @@ def vote_cast(*, poll_id: int, option_id, user) -> Vote:
         if "one_vote_per_user_per_poll" in str(exc):
             raise AlreadyVoted("You have already voted in this poll.") from None
         raise
+
+
+def poll_close_if_expired(*, poll_id: int, now: datetime | None = None) -> bool:
+    """Close one poll if its expiry has passed; True when this call closed it (idempotent)."""
+    now = now or timezone.now()
+    return bool(Poll.objects.filter(pk=poll_id, is_closed=False, expires_at__lte=now).update(is_closed=True))
 
 
 def polls_close_expired(*, now: datetime | None = None) -> int:

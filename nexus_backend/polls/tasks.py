@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from .services import polls_close_expired
+from .services import poll_close_if_expired, polls_close_expired
 
 logger = logging.getLogger(__name__)
 
@@ -15,3 +15,9 @@ def close_expired_polls() -> int:
     if closed:
         logger.info("closed %d expired poll(s)", closed)
     return closed
+
+
+@shared_task(acks_late=True)
+def close_poll(poll_id: int) -> bool:
+    """Close one poll at its expiry (enqueued on commit by ``poll_create``). Idempotent."""
+    return poll_close_if_expired(poll_id=poll_id)

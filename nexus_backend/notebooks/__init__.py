@@ -1,0 +1,1 @@
+"""Notebook support: the bootstrap for kernels, parameter profiles and the papermill report runner."""

@@ -1,0 +1,162 @@
+"""The first cell of every notebook: ``import nexus_backend.notebooks.bootstrap as nb``.
+
+Importing this module makes a Jupyter kernel (or papermill, or nbval) a Django process of this project:
+
+- finds the project root (the folder with ``manage.py``) and puts it on ``sys.path``;
+- sets ``DJANGO_SETTINGS_MODULE`` and ``DJANGO_ALLOW_ASYNC_UNSAFE=true`` (Jupyter runs an event loop, which makes
+  Django refuse ORM calls from cells otherwise);
+- calls ``django.setup()`` (which starts the embedded PostgreSQL/Redis when no service URLs are configured);
+- sets a quiet, reproducible plotting and display style.
+
+It exposes what notebooks need: :data:`PROJECT_ROOT`, :data:`DATA_DIR`, :data:`REPORTS_DIR`,
+:func:`sqlalchemy_engine` (for ``pandas.read_sql``), :func:`setup_matplotlib` and :func:`seed_everything`.
+Importing it twice is harmless.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import random
+import sys
+import warnings
+from pathlib import Path
+
+__all__ = [
+    "PROJECT_ROOT",
+    "DATA_DIR",
+    "NOTEBOOKS_DIR",
+    "REPORTS_DIR",
+    "sqlalchemy_engine",
+    "sqlalchemy_url",
+    "setup_matplotlib",
+    "seed_everything",
+]
+
+
+def _find_project_root() -> Path:
+    """``NEXUS_PROJECT_ROOT`` if set, else the nearest folder holding ``manage.py`` above this file or the cwd."""
+    explicit = os.environ.get("NEXUS_PROJECT_ROOT")
+    if explicit:
+        return Path(explicit).resolve()
+    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
+        for candidate in (start, *start.parents):
+            if (candidate / "manage.py").is_file() and (candidate / "nexus_backend").is_dir():
+                return candidate
+    raise RuntimeError(
+        "cannot find the Nexus project root (a folder with manage.py); set NEXUS_PROJECT_ROOT to it"
+    )
+
+
+PROJECT_ROOT: Path = _find_project_root()
+DATA_DIR: Path = PROJECT_ROOT / "data"
+NOTEBOOKS_DIR: Path = PROJECT_ROOT / "notebooks"
+REPORTS_DIR: Path = PROJECT_ROOT / "reports"
+
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexus_backend.settings")
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+# Notebook outputs should not change with log chatter; set NEXUS_LOG_LEVEL=INFO to see the package's logs.
+os.environ.setdefault("NEXUS_LOG_LEVEL", "WARNING")
+
+import django  # noqa: E402  (the environment above must be set first)
+
+django.setup()
+
+# Third-party noise that would land on stderr in executed notebooks (and so in reports and nbval diffs).
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(jupyter_client|zmq|ipykernel)\..*")
+logging.getLogger("matplotlib").setLevel(logging.WARNING)
+
+
+def sqlalchemy_url(alias: str = "default"):
+    """A SQLAlchemy URL for the Django database ``alias`` (same server, user and database as the ORM).
+
+    The embedded PostgreSQL listens on a Unix socket only: its ``HOST`` is a directory, which SQLAlchemy takes
+    as the ``host`` query argument (``postgresql+psycopg2://postgres@/nexus?host=/path/to/socket-dir``).
+    """
+    from django.conf import settings
+    from sqlalchemy.engine import URL
+
+    db = settings.DATABASES[alias]
+    host = db.get("HOST") or None
+    port = int(db["PORT"]) if db.get("PORT") else None
+    query: dict[str, str] = {}
+    if host and host.startswith("/"):
+        query["host"] = host
+        host, port = None, None
+    for key in ("sslmode", "connect_timeout", "options", "application_name"):
+        value = (db.get("OPTIONS") or {}).get(key)
+        if value is not None:
+            query[key] = str(value)
+    return URL.create(
+        "postgresql+psycopg2",
+        username=db.get("USER") or None,
+        password=db.get("PASSWORD") or None,
+        host=host,
+        port=port,
+        database=db["NAME"],
+        query=query,
+    )
+
+
+@functools.cache
+def sqlalchemy_engine(alias: str = "default"):
+    """A pooled SQLAlchemy engine on the Django database, for ``pandas.read_sql(sql, nb.sqlalchemy_engine())``.
+
+    pandas warns (on stderr) when handed a raw DB-API connection; an engine keeps notebook output clean.
+    """
+    from sqlalchemy import create_engine
+
+    return create_engine(sqlalchemy_url(alias), pool_pre_ping=True, pool_size=2, max_overflow=2)
+
+
+def seed_everything(seed: int) -> random.Random:
+    """Seed Python's and NumPy's global generators; return a private ``random.Random(seed)`` to draw from."""
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # numpy comes with pandas; this only guards odd environments
+        pass
+    return random.Random(seed)
+
+
+def setup_matplotlib() -> None:
+    """One readable, reproducible style for every chart (PNG, fixed size and dpi, no top/right spines)."""
+    import matplotlib as mpl
+
+    mpl.rcParams.update(
+        {
+            "figure.figsize": (8.0, 4.0),
+            "figure.dpi": 100,
+            "savefig.dpi": 100,
+            "savefig.bbox": "tight",
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "axes.grid.axis": "y",
+            "grid.alpha": 0.3,
+            "axes.titlesize": 12,
+            "axes.titleweight": "bold",
+            "axes.labelsize": 10,
+            "font.size": 10,
+            "legend.frameon": False,
+            "svg.hashsalt": "nexus",  # stable ids if someone switches to SVG output
+        }
+    )
+
+
+def _setup_pandas() -> None:
+    import pandas as pd
+
+    pd.set_option("display.max_columns", 20)
+    pd.set_option("display.width", 120)
+    pd.set_option("display.max_colwidth", 60)
+
+
+setup_matplotlib()
+_setup_pandas()

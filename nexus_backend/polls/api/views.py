@@ -1,0 +1,198 @@
+"""HTTP endpoints for polls. Views validate input with serializers and call selectors (reads) and
+services (writes); the rules live there. Errors raised by services become JSON through the project's
+exception handler (``nexus_backend.core.exceptions``)."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import filters, generics, permissions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from nexus_backend.core import openapi as docs
+
+from .. import selectors, services
+from .serializers import (
+    PollCreateSerializer,
+    PollFilterSerializer,
+    PollResultsSerializer,
+    PollSerializer,
+    PollUpdateSerializer,
+    VoteCreateSerializer,
+    VoteSerializer,
+)
+
+POLL_ID = OpenApiParameter("poll_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Poll id.")
+POLL_FIELDS = ["question", "description", "options", "expires_at"]
+POLL_VALIDATION = docs.validation_error("PollValidationError", POLL_FIELDS, list_fields=("options",))
+POLL_NOT_FOUND = docs.error("No poll with this id.")
+
+
+class StableOrderingFilter(filters.OrderingFilter):
+    """``?ordering=`` plus a final ``-id``: pages never repeat or skip polls that tie on the ordered field."""
+
+    def get_ordering(self, request, queryset, view):
+        ordering = super().get_ordering(request, queryset, view)
+        if ordering and not any(f.lstrip("-") == "id" for f in ordering):
+            ordering = [*ordering, "-id"]
+        return ordering
+
+
+class PollListCreateView(generics.GenericAPIView):
+    serializer_class = PollSerializer
+    filter_backends = [filters.SearchFilter, StableOrderingFilter]
+    search_fields = ["question"]
+    ordering_fields = ["created_at", "expires_at", "id"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request
+            return selectors.poll_list()
+        params = PollFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        return selectors.poll_list(
+            active=params.validated_data["active"], owner_id=params.validated_data["owner"]
+        )
+
+    @extend_schema(
+        operation_id="polls_list",
+        summary="List polls",
+        description="Newest first by default. Anonymous access allowed.",
+        parameters=[PollFilterSerializer],
+        responses={
+            200: PollSerializer(many=True),
+            400: docs.validation_error("PollFilterValidationError", ["active", "owner"]),
+            404: docs.error("The page does not exist."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(PollSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="polls_create",
+        summary="Create a poll",
+        request=PollCreateSerializer,
+        responses={201: PollSerializer, 400: POLL_VALIDATION, 401: docs.UNAUTHENTICATED},
+    )
+    def post(self, request: Request) -> Response:
+        data = PollCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        poll = services.poll_create(owner=request.user, **data.validated_data)
+        poll = selectors.poll_get(poll_id=poll.pk)
+        return Response(PollSerializer(poll).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[POLL_ID])
+class PollDetailView(generics.GenericAPIView):
+    serializer_class = PollSerializer
+
+    @extend_schema(
+        operation_id="polls_retrieve",
+        summary="One poll",
+        responses={200: PollSerializer, 404: POLL_NOT_FOUND},
+    )
+    def get(self, request: Request, poll_id: int) -> Response:
+        return Response(PollSerializer(selectors.poll_get(poll_id=poll_id)).data)
+
+    def _update(self, request: Request, poll_id: int, *, partial: bool) -> Response:
+        data = PollUpdateSerializer(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        services.poll_update(poll_id=poll_id, user=request.user, **data.to_service_kwargs(partial=partial))
+        return Response(PollSerializer(selectors.poll_get(poll_id=poll_id)).data)
+
+    _write_responses = {
+        200: PollSerializer,
+        400: POLL_VALIDATION,
+        401: docs.UNAUTHENTICATED,
+        403: docs.error("Only the poll's owner or staff can change it."),
+        404: POLL_NOT_FOUND,
+        409: docs.conflict(
+            "PollUpdateConflict", ["conflict"], "Options cannot change once votes have been cast."
+        ),
+    }
+
+    @extend_schema(
+        operation_id="polls_update",
+        summary="Replace a poll (owner or staff)",
+        description="Omitted `description` and `expires_at` are reset.",
+        request=PollUpdateSerializer,
+        responses=_write_responses,
+    )
+    def put(self, request: Request, poll_id: int) -> Response:
+        return self._update(request, poll_id, partial=False)
+
+    @extend_schema(
+        operation_id="polls_partial_update",
+        summary="Change some fields of a poll (owner or staff)",
+        description="`expires_at: null` removes the expiry.",
+        request=PollUpdateSerializer(partial=True),
+        responses=_write_responses,
+    )
+    def patch(self, request: Request, poll_id: int) -> Response:
+        return self._update(request, poll_id, partial=True)
+
+    @extend_schema(
+        operation_id="polls_destroy",
+        summary="Delete a poll (owner or staff)",
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Deleted."),
+            401: docs.UNAUTHENTICATED,
+            403: docs.error("Only the poll's owner or staff can delete it."),
+            404: POLL_NOT_FOUND,
+        },
+    )
+    def delete(self, request: Request, poll_id: int) -> Response:
+        services.poll_delete(poll_id=poll_id, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PollVoteView(generics.GenericAPIView):
+    permission_classes = [permissions.IsAuthenticated]
+    serializer_class = VoteCreateSerializer
+
+    @extend_schema(
+        operation_id="polls_vote",
+        summary="Vote in a poll",
+        description="One vote per user per poll; the database enforces it, so concurrent attempts "
+        "cannot both succeed.",
+        parameters=[POLL_ID],
+        request=VoteCreateSerializer,
+        responses={
+            201: VoteSerializer,
+            400: docs.validation_error(
+                "VoteValidationError",
+                ["option"],
+                description="`option` is missing, not an integer, or not an option of this poll.",
+            ),
+            401: docs.UNAUTHENTICATED,
+            404: POLL_NOT_FOUND,
+            409: docs.conflict(
+                "VoteConflict",
+                [services.AlreadyVoted.code, services.PollClosed.code],
+                "`already_voted`: this user has voted in this poll; "
+                "`poll_closed`: the poll is closed or expired.",
+            ),
+        },
+    )
+    def post(self, request: Request, poll_id: int) -> Response:
+        data = VoteCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        vote = services.vote_cast(poll_id=poll_id, option_id=data.validated_data["option"], user=request.user)
+        return Response(VoteSerializer(vote).data, status=status.HTTP_201_CREATED)
+
+
+class PollResultsView(generics.GenericAPIView):
+    permission_classes = [permissions.AllowAny]
+    serializer_class = PollResultsSerializer
+
+    @extend_schema(
+        operation_id="polls_results",
+        summary="Votes per option",
+        parameters=[POLL_ID],
+        responses={200: PollResultsSerializer, 404: POLL_NOT_FOUND},
+    )
+    def get(self, request: Request, poll_id: int) -> Response:
+        return Response(selectors.poll_results(poll_id=poll_id).as_dict())

@@ -1,0 +1,162 @@
+"""GraphQL for polls (strawberry-graphql-django): the same selectors and services as the REST API.
+
+Queries: ``polls(active)``, ``poll(id)``, ``results(pollId)``. Mutation: ``vote(pollId, optionId)``.
+A refused operation is a GraphQL error whose ``extensions`` carry the same ``code`` the REST API answers
+(``already_voted``, ``poll_closed``, ``not_found``, ``invalid`` with ``field``, ``not_authenticated``).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime
+
+import strawberry
+import strawberry_django
+from graphql import GraphQLError
+from strawberry.types import Info
+
+from nexus_backend.core.exceptions import DomainError, NotFound
+
+from . import models, selectors, services
+
+
+@contextmanager
+def _as_graphql_errors():
+    """Services speak :class:`DomainError`; GraphQL clients get its message and code in ``extensions``."""
+    try:
+        yield
+    except DomainError as exc:
+        extensions = {"code": exc.code, "status": exc.status_code}
+        if exc.field:
+            extensions["field"] = exc.field
+        raise GraphQLError(exc.message, extensions=extensions) from exc
+
+
+def _id(value: strawberry.ID, *, what: str, field: str | None = None) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number <= 0:
+        if field:
+            raise DomainError(f"{what} must be a positive integer id, got {value!r}.", field=field)
+        raise NotFound(f"{what} {value!r} does not exist.")
+    return number
+
+
+@strawberry_django.type(models.Option)
+class OptionType:
+    id: strawberry.ID
+    text: str
+
+
+@strawberry_django.type(models.Poll)
+class PollType:
+    id: strawberry.ID
+    question: str
+    description: str
+    created_at: datetime
+    expires_at: datetime | None
+    is_closed: bool
+    options: list[OptionType]
+
+    @strawberry_django.field(description="Accepts votes now: not closed and not expired.")
+    def is_open(self, root: strawberry.Parent[models.Poll]) -> bool:
+        return root.is_open()
+
+    @strawberry_django.field(description="Id of the owning user.")
+    def owner_id(self, root: strawberry.Parent[models.Poll]) -> strawberry.ID:
+        return strawberry.ID(str(root.owner_id))
+
+    @strawberry_django.field
+    def owner_username(self, root: strawberry.Parent[models.Poll]) -> str:
+        return root.owner.username
+
+
+@strawberry.type
+class OptionResultType:
+    id: strawberry.ID
+    text: str
+    votes: int
+
+
+@strawberry.type
+class PollResultsType:
+    poll_id: strawberry.ID
+    question: str
+    total_votes: int
+    is_open: bool
+    options: list[OptionResultType]
+
+    @classmethod
+    def from_results(cls, results: selectors.PollResults) -> PollResultsType:
+        return cls(
+            poll_id=strawberry.ID(str(results.poll)),
+            question=results.question,
+            total_votes=results.total_votes,
+            is_open=results.is_open,
+            options=[
+                OptionResultType(id=strawberry.ID(str(o.id)), text=o.text, votes=o.votes)
+                for o in results.options
+            ],
+        )
+
+
+@strawberry_django.type(models.Vote)
+class VoteType:
+    id: strawberry.ID
+    created_at: datetime
+
+    @strawberry_django.field
+    def poll_id(self, root: strawberry.Parent[models.Vote]) -> strawberry.ID:
+        return strawberry.ID(str(root.poll_id))
+
+    @strawberry_django.field
+    def option_id(self, root: strawberry.Parent[models.Vote]) -> strawberry.ID:
+        return strawberry.ID(str(root.option_id))
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="Polls, newest first. `active: true` open ones only, `false` closed or expired."
+    )
+    def polls(self, active: bool | None = None, limit: int = 50, offset: int = 0) -> list[PollType]:
+        with _as_graphql_errors():
+            if not (1 <= limit <= 100) or offset < 0:
+                raise DomainError("limit must be between 1 and 100 and offset at least 0.", field="limit")
+            return list(selectors.poll_list(active=active)[offset : offset + limit])
+
+    @strawberry.field(description="One poll by id.")
+    def poll(self, id: strawberry.ID) -> PollType:
+        with _as_graphql_errors():
+            return selectors.poll_get(poll_id=_id(id, what="Poll"))
+
+    @strawberry.field(description="Votes per option, counted now.")
+    def results(self, poll_id: strawberry.ID) -> PollResultsType:
+        with _as_graphql_errors():
+            return PollResultsType.from_results(selectors.poll_results(poll_id=_id(poll_id, what="Poll")))
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="Vote for an option. Needs a JWT (`Authorization: Bearer …`) or a session."
+    )
+    def vote(self, info: Info, poll_id: strawberry.ID, option_id: strawberry.ID) -> VoteType:
+        with _as_graphql_errors():
+            user = info.context.request.user
+            if not user.is_authenticated:
+                raise NotAuthenticated(
+                    "Authentication required: send `Authorization: Bearer <access token>`."
+                )
+            return services.vote_cast(
+                poll_id=_id(poll_id, what="Poll"),
+                option_id=_id(option_id, what="optionId", field="option"),
+                user=user,
+            )
+
+
+class NotAuthenticated(DomainError):
+    status_code = 401
+    code = "not_authenticated"

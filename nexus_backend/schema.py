@@ -1,0 +1,67 @@
+"""The GraphQL schema and its HTTP view (``/graphql/``).
+
+Authentication, like the REST API: ``Authorization: Bearer <access token>`` (simplejwt) or a Django session.
+Session-authenticated POSTs must pass Django's CSRF check (GraphiQL sends the token from the ``csrftoken``
+cookie); JWT requests need no CSRF token. An invalid or expired bearer token is answered 401.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import strawberry
+from django.http import HttpRequest, JsonResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
+from graphql import GraphQLError
+from rest_framework.authentication import CSRFCheck
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from strawberry.django.views import GraphQLView
+from strawberry.extensions import MaskErrors
+
+from nexus_backend.polls.graphql import Mutation, Query
+
+logger = logging.getLogger(__name__)
+
+
+def _is_unexpected(error: GraphQLError) -> bool:
+    """Mask errors that are not ours to explain (a bug, a database failure); keep domain and syntax errors."""
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+class NexusSchema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        # Refusals (already voted, closed poll, bad id) are answers, not incidents: log only the unexpected.
+        for error in errors:
+            if _is_unexpected(error):
+                logger.error("GraphQL resolver failed", exc_info=error.original_error)
+
+
+schema = NexusSchema(
+    query=Query, mutation=Mutation, extensions=[partial(MaskErrors, should_mask_error=_is_unexpected)]
+)
+
+
+def _error(message: str, code: str, status: int) -> JsonResponse:
+    return JsonResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status=status)
+
+
+@method_decorator(csrf_exempt, name="dispatch")  # CSRF is checked below, for session users only
+class NexusGraphQLView(GraphQLView):
+    def dispatch(self, request: HttpRequest, *args, **kwargs):
+        try:
+            authenticated = JWTAuthentication().authenticate(request)
+        except AuthenticationFailed as exc:
+            return _error(f"Invalid bearer token: {exc.detail}", "token_not_valid", 401)
+        if authenticated is not None:
+            request.user = authenticated[0]
+        elif request.user.is_authenticated and request.method not in ("GET", "HEAD", "OPTIONS"):
+            check = CSRFCheck(lambda _request: None)
+            check.process_request(request)
+            reason = check.process_view(request, None, (), {})
+            if reason:
+                return _error(f"CSRF failed: {reason}", "csrf_failed", 403)
+        return super().dispatch(request, *args, **kwargs)

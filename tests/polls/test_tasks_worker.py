@@ -1,0 +1,109 @@
+"""Celery tasks executed by a real worker process over the active broker (RabbitMQ in CI, embedded Redis
+by default), against the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.utils import timezone
+
+from nexus_backend.celery import app
+from nexus_backend.polls import services, tasks
+from nexus_backend.polls.models import Poll
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def worker_queue():
+    """A real ``celery worker`` subprocess consuming a queue of its own (so no other worker steals the task)."""
+    queue = f"nexus-test-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, NEXUS_DB_NAME=connection.settings_dict["NAME"])
+    log = open(ROOT / ".nexus" / f"{queue}.log", "w") if (ROOT / ".nexus").exists() else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "nexus_backend", "worker", "-Q", queue, "--pool", "solo",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info", "-n", f"{queue}@%h"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    old_default = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    try:
+        yield queue
+    finally:
+        app.conf.task_default_queue = old_default
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if log is not subprocess.DEVNULL:
+            log.close()
+            Path(log.name).unlink(missing_ok=True)
+
+
+def _expired_poll(owner, question="expired?"):
+    now = timezone.now()
+    return Poll.objects.create(
+        owner=owner, question=question, created_at=now - timedelta(hours=2), expires_at=now - timedelta(hours=1)
+    )
+
+
+def test_close_expired_polls_runs_on_a_real_worker(worker_queue):
+    owner = get_user_model().objects.create_user("task-owner", password="x-Strong-pass-123")
+    expired = _expired_poll(owner)
+    open_poll = services.poll_create(owner=owner, question="still open?", options=["a", "b"])
+
+    result = tasks.close_expired_polls.apply_async(queue=worker_queue)
+    assert result.get(timeout=90) == 1
+    expired.refresh_from_db()
+    open_poll.refresh_from_db()
+    assert expired.is_closed and not open_poll.is_closed
+    # idempotent: a second run closes nothing more
+    assert tasks.close_expired_polls.apply_async(queue=worker_queue).get(timeout=60) == 0
+
+
+def test_poll_create_enqueues_its_close_after_commit(worker_queue):
+    owner = get_user_model().objects.create_user("task-owner2", password="x-Strong-pass-123")
+    poll = services.poll_create(
+        owner=owner, question="closes itself?", options=["a", "b"], expires_at=timezone.now() + timedelta(seconds=2)
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        poll.refresh_from_db()
+        if poll.is_closed:
+            break
+        time.sleep(0.5)
+    assert poll.is_closed, "close_poll, enqueued on commit with eta=expires_at, should have closed the poll"
+
+
+def test_nothing_is_enqueued_when_the_transaction_rolls_back(worker_queue):
+    from django.db import transaction
+
+    owner = get_user_model().objects.create_user("task-owner3", password="x-Strong-pass-123")
+    sent = []
+    original = tasks.close_poll.apply_async
+    tasks.close_poll.apply_async = lambda *a, **kw: sent.append((a, kw))
+    try:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            services.poll_create(
+                owner=owner, question="rolled back", options=["a", "b"],
+                expires_at=timezone.now() + timedelta(hours=1),
+            )
+            raise RuntimeError("abort")
+        assert sent == []
+        services.poll_create(
+            owner=owner, question="committed", options=["a", "b"], expires_at=timezone.now() + timedelta(hours=1)
+        )
+        assert len(sent) == 1
+    finally:
+        tasks.close_poll.apply_async = original
