@@ -43,6 +43,9 @@ seed: migrate ## Load the demo polls and users
 reports: seed ## Run every notebook (PROFILE=ci|full) and render reports/index.html
 	@$(PY) manage.py run_notebooks --profile $(PROFILE)
 
+notebooks: seed ## Re-execute the notebooks from the ci profile and write them back into notebooks/ (to commit)
+	@$(PY) manage.py run_notebooks --profile ci --write-back
+
 test: migrate ## Run the whole test suite (pytest, including the notebooks under nbval)
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -68,11 +71,11 @@ beat: $(STAMP) ## Run Celery beat (the schedule lives in settings)
 lab: migrate ## Open JupyterLab on notebooks/ with the project's environment
 	@$(BIN)/jupyter lab --notebook-dir=notebooks
 
-bench: migrate ## Benchmarks: API vs bare view under gunicorn, and the time of the report pipeline
-	@$(PY) manage.py bench
+bench: migrate ## Benchmarks: API vs bare view under gunicorn (BENCH_ARGS=--reports adds the report pipeline's time)
+	@$(PY) manage.py bench $(BENCH_ARGS)
 
 clean: ## Remove generated reports and caches (keeps .venv and .nexus)
 	@find . -name __pycache__ -prune -exec rm -rf {} + ; rm -rf .pytest_cache .ruff_cache
 	@find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 
-.PHONY: help install services stop doctor migrate seed reports test lint format schema serve worker beat lab bench clean
+.PHONY: help install services stop doctor migrate seed reports notebooks test lint format schema serve worker beat lab bench clean

@@ -12,6 +12,7 @@ from functools import partial
 
 import strawberry
 from django.http import HttpRequest, JsonResponse
+from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from graphql import GraphQLError
@@ -40,9 +41,7 @@ class NexusSchema(strawberry.Schema):
                 logger.error("GraphQL resolver failed", exc_info=error.original_error)
 
 
-schema = NexusSchema(
-    query=Query, mutation=Mutation, extensions=[partial(MaskErrors, should_mask_error=_is_unexpected)]
-)
+schema = NexusSchema(query=Query, mutation=Mutation, extensions=[partial(MaskErrors, should_mask_error=_is_unexpected)])
 
 
 def _error(message: str, code: str, status: int) -> JsonResponse:
@@ -56,6 +55,8 @@ class NexusGraphQLView(GraphQLView):
             authenticated = JWTAuthentication().authenticate(request)
         except AuthenticationFailed as exc:
             return _error(f"Invalid bearer token: {exc.detail}", "token_not_valid", 401)
+        if request.method == "GET":
+            get_token(request)  # sets the csrftoken cookie GraphiQL sends back on its POSTs
         if authenticated is not None:
             request.user = authenticated[0]
         elif request.user.is_authenticated and request.method not in ("GET", "HEAD", "OPTIONS"):

@@ -1,13 +1,17 @@
-"""Shared fixtures: API clients, users and polls made through the services (the real rules, real PostgreSQL)."""
+"""Shared fixtures: API clients, users, and polls made through the services (real rules, real PostgreSQL).
+
+Every user made here has the password ``PASSWORD``."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -24,14 +28,19 @@ def api_client() -> APIClient:
     return APIClient()
 
 
+@functools.cache
+def _password_hash() -> str:
+    """Hash PASSWORD once (with the real hasher) and reuse it: hashing per user would dominate the suite."""
+    return make_password(PASSWORD)
+
+
 @pytest.fixture
 def make_user(db) -> Callable[..., object]:
-    def make(username: str | None = None, *, is_staff: bool = False, password: str = PASSWORD):
+    def make(username: str | None = None, *, is_staff: bool = False):
         username = username or f"user{next(_serial)}"
-        user = get_user_model().objects.create_user(
-            username=username, email=f"{username}@example.com", password=password, is_staff=is_staff
+        return get_user_model().objects.create(
+            username=username, email=f"{username}@example.com", password=_password_hash(), is_staff=is_staff
         )
-        return user
 
     return make
 

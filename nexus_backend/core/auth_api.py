@@ -116,8 +116,7 @@ class TokenVerifyView(jwt_views.TokenVerifyView):
     post=extend_schema(
         operation_id="auth_logout",
         summary="Log out: blacklist a refresh token",
-        description="The refresh token can no longer be used; access tokens already issued live until "
-        "they expire.",
+        description="The refresh token can no longer be used; access tokens already issued live until they expire.",
         responses={
             205: OpenApiResponse(description="Logged out (no body)."),
             400: docs.validation_error("LogoutValidationError", ["refresh"]),

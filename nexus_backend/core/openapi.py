@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 
 class ErrorSerializer(serializers.Serializer):
-    """Every error: a readable ``detail`` and a machine-readable ``code``."""
+    """Every error: a readable `detail` and a machine-readable `code`."""
 
     detail = serializers.CharField()
     code = serializers.CharField()

@@ -3,8 +3,8 @@
 Importing this module makes a Jupyter kernel (or papermill, or nbval) a Django process of this project:
 
 - finds the project root (the folder with ``manage.py``) and puts it on ``sys.path``;
-- sets ``DJANGO_SETTINGS_MODULE`` and ``DJANGO_ALLOW_ASYNC_UNSAFE=true`` (Jupyter runs an event loop, which makes
-  Django refuse ORM calls from cells otherwise);
+- sets ``DJANGO_SETTINGS_MODULE`` and ``DJANGO_ALLOW_ASYNC_UNSAFE=true`` (Jupyter runs an event loop, which
+  makes Django refuse ORM calls from cells otherwise);
 - calls ``django.setup()`` (which starts the embedded PostgreSQL/Redis when no service URLs are configured);
 - sets a quiet, reproducible plotting and display style.
 
@@ -36,7 +36,7 @@ __all__ = [
 
 
 def _find_project_root() -> Path:
-    """``NEXUS_PROJECT_ROOT`` if set, else the nearest folder holding ``manage.py`` above this file or the cwd."""
+    """``NEXUS_PROJECT_ROOT`` if set, else the nearest folder with ``manage.py`` above this file or cwd."""
     explicit = os.environ.get("NEXUS_PROJECT_ROOT")
     if explicit:
         return Path(explicit).resolve()
@@ -44,9 +44,7 @@ def _find_project_root() -> Path:
         for candidate in (start, *start.parents):
             if (candidate / "manage.py").is_file() and (candidate / "nexus_backend").is_dir():
                 return candidate
-    raise RuntimeError(
-        "cannot find the Nexus project root (a folder with manage.py); set NEXUS_PROJECT_ROOT to it"
-    )
+    raise RuntimeError("cannot find the Nexus project root (a folder with manage.py); set NEXUS_PROJECT_ROOT to it")
 
 
 PROJECT_ROOT: Path = _find_project_root()
@@ -69,42 +67,47 @@ django.setup()
 # Third-party noise that would land on stderr in executed notebooks (and so in reports and nbval diffs).
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(jupyter_client|zmq|ipykernel)\..*")
 logging.getLogger("matplotlib").setLevel(logging.WARNING)
+# Django logs every 4xx answer as a warning; notebooks provoke 400/401/409 on purpose to show them.
+logging.getLogger("django.request").setLevel(logging.ERROR)
 
 
-def sqlalchemy_url(alias: str = "default"):
-    """A SQLAlchemy URL for the Django database ``alias`` (same server, user and database as the ORM).
+def sqlalchemy_url(alias: str = "default", *, database: dict | None = None):
+    """A SQLAlchemy URL for the Django database ``alias`` (same server, user and database as the ORM), or for
+    a ``database`` dict shaped like an entry of ``settings.DATABASES``.
 
     The embedded PostgreSQL listens on a Unix socket only: its ``HOST`` is a directory, which SQLAlchemy takes
     as the ``host`` query argument (``postgresql+psycopg2://postgres@/nexus?host=/path/to/socket-dir``).
     """
-    from django.conf import settings
     from sqlalchemy.engine import URL
 
-    db = settings.DATABASES[alias]
-    host = db.get("HOST") or None
-    port = int(db["PORT"]) if db.get("PORT") else None
+    if database is None:
+        from django.conf import settings
+
+        database = settings.DATABASES[alias]
+    host = database.get("HOST") or None
+    port = int(database["PORT"]) if database.get("PORT") else None
     query: dict[str, str] = {}
     if host and host.startswith("/"):
         query["host"] = host
         host, port = None, None
     for key in ("sslmode", "connect_timeout", "options", "application_name"):
-        value = (db.get("OPTIONS") or {}).get(key)
+        value = (database.get("OPTIONS") or {}).get(key)
         if value is not None:
             query[key] = str(value)
     return URL.create(
         "postgresql+psycopg2",
-        username=db.get("USER") or None,
-        password=db.get("PASSWORD") or None,
+        username=database.get("USER") or None,
+        password=database.get("PASSWORD") or None,
         host=host,
         port=port,
-        database=db["NAME"],
+        database=database["NAME"],
         query=query,
     )
 
 
 @functools.cache
 def sqlalchemy_engine(alias: str = "default"):
-    """A pooled SQLAlchemy engine on the Django database, for ``pandas.read_sql(sql, nb.sqlalchemy_engine())``.
+    """A pooled SQLAlchemy engine on the Django database: ``pandas.read_sql(sql, nb.sqlalchemy_engine())``.
 
     pandas warns (on stderr) when handed a raw DB-API connection; an engine keeps notebook output clean.
     """

@@ -76,8 +76,8 @@ def _type_of_default(default: str) -> str | None:
 
 
 def notebook_parameters(notebook: Path) -> dict[str, NotebookParameter]:
-    """The parameters the notebook declares, with inferred types. Raises ParameterError if there is not exactly
-    one cell tagged ``parameters``."""
+    """The parameters the notebook declares, with inferred types. Raises ParameterError unless exactly one
+    cell is tagged ``parameters``."""
     import papermill
 
     try:
@@ -135,9 +135,7 @@ def check_parameters(
         if name not in declared:
             hint = difflib.get_close_matches(name, list(declared), n=1)
             maybe = f"; did you mean '{hint[0]}'?" if hint else ""
-            raise ParameterError(
-                f"{notebook.name}: unknown parameter '{name}' in {source} (known: {known}){maybe}"
-            )
+            raise ParameterError(f"{notebook.name}: unknown parameter '{name}' in {source} (known: {known}){maybe}")
         expected = declared[name].type_name
         if not _fits(value, expected):
             raise ParameterError(
@@ -208,11 +206,9 @@ def parse_override(text: str) -> tuple[str | None, str, Any]:
     return (stem.strip() or None), name, value
 
 
-def plan_notebooks(
-    notebooks: list[Path], profile: str, overrides: list[str] | None = None
-) -> list[NotebookPlan]:
-    """Validate every notebook's parameters before any runs. A plain ``name=value`` override applies to each
-    notebook that declares ``name`` (and must be declared by at least one); ``stem:name=value`` targets one."""
+def plan_notebooks(notebooks: list[Path], profile: str, overrides: list[str] | None = None) -> list[NotebookPlan]:
+    """Validate every notebook's parameters before any runs. A plain ``name=value`` override applies to
+    each notebook that declares ``name`` (at least one must); ``stem:name=value`` targets one notebook."""
     parsed = [(text, *parse_override(text)) for text in overrides or []]
     stems = {nb.stem for nb in notebooks}
     for text, stem, _name, _value in parsed:

@@ -43,13 +43,13 @@ TOPICS: list[tuple[str, list[str]]] = [
     ("Best time for the study group?", ["Morning", "Afternoon", "Evening", "Weekend"]),
 ]
 
-_PREFIX_RE = re.compile(r"[a-z][a-z0-9]{1,20}_")
+_PREFIX_RE = re.compile(r"[a-z][a-z0-9]{0,20}_")
 
 
 def _check_prefix(prefix: str) -> str:
     if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
         raise ValueError(
-            f"prefix must be 2-21 lowercase letters/digits followed by '_' (like 'demo_'), got {prefix!r}"
+            f"prefix must be a lowercase letter, up to 20 more letters/digits, then '_' (like 'demo_'), got {prefix!r}"
         )
     return prefix
 
@@ -77,7 +77,6 @@ def _delete_polls(prefix: str) -> int:
     return len(polls)
 
 
-@transaction.atomic
 def demo_seed(*, seed: int = 7, polls: int = 6, users: int = 40, prefix: str = DEMO_PREFIX) -> dict:
     """Create (or rebuild) ``users`` demo users and ``polls`` polls with seeded votes; return a summary.
 
@@ -89,7 +88,12 @@ def demo_seed(*, seed: int = 7, polls: int = 6, users: int = 40, prefix: str = D
     _check_count("seed", seed, 0, 2**31 - 1)
     _check_count("polls", polls, 1, MAX_POLLS)
     _check_count("users", users, 1, MAX_USERS)
-    _lock(prefix)
+    with transaction.atomic():  # all or nothing: a failed seed leaves the previous state
+        _lock(prefix)
+        return _seed(seed=seed, polls=polls, users=users, prefix=prefix)
+
+
+def _seed(*, seed: int, polls: int, users: int, prefix: str) -> dict:
     rng = random.Random(seed)
 
     usernames = demo_usernames(users=users, prefix=prefix)
@@ -142,14 +146,14 @@ def demo_seed(*, seed: int = 7, polls: int = 6, users: int = 40, prefix: str = D
     }
 
 
-@transaction.atomic
 def demo_reset(*, prefix: str = DEMO_PREFIX) -> dict:
     """Delete every user whose username starts with ``prefix``, with their polls and votes (cascade)."""
     _check_prefix(prefix)
-    _lock(prefix)
-    polls = _delete_polls(prefix)
-    doomed = User.objects.filter(username__startswith=prefix)
-    votes = Vote.objects.filter(user__in=doomed).count()
-    users = doomed.count()
-    doomed.delete()
+    with transaction.atomic():
+        _lock(prefix)
+        doomed = User.objects.filter(username__startswith=prefix)
+        votes = Vote.objects.filter(user__in=doomed).count()
+        polls = _delete_polls(prefix)
+        users = doomed.count()
+        doomed.delete()
     return {"prefix": prefix, "users": users, "polls": polls, "votes": votes}

@@ -44,13 +44,13 @@ def _id(value: strawberry.ID, *, what: str, field: str | None = None) -> int:
     return number
 
 
-@strawberry_django.type(models.Option)
+@strawberry_django.type(models.Option, name="Option")
 class OptionType:
     id: strawberry.ID
     text: str
 
 
-@strawberry_django.type(models.Poll)
+@strawberry_django.type(models.Poll, name="Poll")
 class PollType:
     id: strawberry.ID
     question: str
@@ -73,14 +73,14 @@ class PollType:
         return root.owner.username
 
 
-@strawberry.type
+@strawberry.type(name="OptionResult")
 class OptionResultType:
     id: strawberry.ID
     text: str
     votes: int
 
 
-@strawberry.type
+@strawberry.type(name="PollResults")
 class PollResultsType:
     poll_id: strawberry.ID
     question: str
@@ -96,13 +96,12 @@ class PollResultsType:
             total_votes=results.total_votes,
             is_open=results.is_open,
             options=[
-                OptionResultType(id=strawberry.ID(str(o.id)), text=o.text, votes=o.votes)
-                for o in results.options
+                OptionResultType(id=strawberry.ID(str(o.id)), text=o.text, votes=o.votes) for o in results.options
             ],
         )
 
 
-@strawberry_django.type(models.Vote)
+@strawberry_django.type(models.Vote, name="Vote")
 class VoteType:
     id: strawberry.ID
     created_at: datetime
@@ -118,9 +117,7 @@ class VoteType:
 
 @strawberry.type
 class Query:
-    @strawberry.field(
-        description="Polls, newest first. `active: true` open ones only, `false` closed or expired."
-    )
+    @strawberry.field(description="Polls, newest first. `active: true` open ones only, `false` closed or expired.")
     def polls(self, active: bool | None = None, limit: int = 50, offset: int = 0) -> list[PollType]:
         with _as_graphql_errors():
             if not (1 <= limit <= 100) or offset < 0:
@@ -140,16 +137,12 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(
-        description="Vote for an option. Needs a JWT (`Authorization: Bearer …`) or a session."
-    )
+    @strawberry.mutation(description="Vote for an option. Needs a JWT (`Authorization: Bearer …`) or a session.")
     def vote(self, info: Info, poll_id: strawberry.ID, option_id: strawberry.ID) -> VoteType:
         with _as_graphql_errors():
             user = info.context.request.user
             if not user.is_authenticated:
-                raise NotAuthenticated(
-                    "Authentication required: send `Authorization: Bearer <access token>`."
-                )
+                raise NotAuthenticated("Authentication required: send `Authorization: Bearer <access token>`.")
             return services.vote_cast(
                 poll_id=_id(poll_id, what="Poll"),
                 option_id=_id(option_id, what="optionId", field="option"),

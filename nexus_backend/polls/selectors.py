@@ -61,9 +61,9 @@ def poll_results(*, poll_id: int) -> PollResults:
     poll = poll_get(poll_id=poll_id)
     rows = (
         Option.objects.filter(poll_id=poll.pk)
-        .annotate(votes=Count("votes"))
+        .annotate(vote_count=Count("votes"))  # "votes" is the reverse relation's name
         .order_by("position", "id")
-        .values_list("id", "text", "votes")
+        .values_list("id", "text", "vote_count")
     )
     options = [OptionResult(id=i, text=t, votes=v) for i, t, v in rows]
     return PollResults(

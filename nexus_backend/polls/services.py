@@ -49,10 +49,25 @@ def user_register(*, username: str, email: str, password: str):
     return user
 
 
+QUESTION_MAX = Poll._meta.get_field("question").max_length
+OPTION_TEXT_MAX = Option._meta.get_field("text").max_length
+
+
+def _clean_question(question: str) -> str:
+    question = question.strip()
+    if not question:
+        raise DomainError("The question cannot be blank.", field="question")
+    if len(question) > QUESTION_MAX:
+        raise DomainError(f"The question can be at most {QUESTION_MAX} characters.", field="question")
+    return question
+
+
 def _clean_options(options: Sequence[str]) -> list[str]:
     cleaned = [str(o).strip() for o in options]
     if any(not o for o in cleaned):
         raise DomainError("Options cannot be blank.", field="options")
+    if any(len(o) > OPTION_TEXT_MAX for o in cleaned):
+        raise DomainError(f"Options can be at most {OPTION_TEXT_MAX} characters.", field="options")
     if not MIN_OPTIONS <= len(cleaned) <= MAX_OPTIONS:
         raise DomainError(f"A poll needs between {MIN_OPTIONS} and {MAX_OPTIONS} options.", field="options")
     if len({o.casefold() for o in cleaned}) != len(cleaned):
@@ -69,9 +84,7 @@ def _check_expiry(expires_at: datetime | None, *, created_at: datetime) -> None:
 def poll_create(
     *, owner, question: str, options: Sequence[str], expires_at: datetime | None = None, description: str = ""
 ) -> Poll:
-    question = question.strip()
-    if not question:
-        raise DomainError("The question cannot be blank.", field="question")
+    question = _clean_question(question)
     texts = _clean_options(options)
     now = timezone.now()
     _check_expiry(expires_at, created_at=now)
@@ -120,9 +133,7 @@ def poll_update(
         raise NotFound(f"Poll {poll_id} does not exist.")
     _check_can_edit(poll, user)
     if question is not None:
-        if not question.strip():
-            raise DomainError("The question cannot be blank.", field="question")
-        poll.question = question.strip()
+        poll.question = _clean_question(question)
     if description is not None:
         poll.description = description
     if clear_expiry:

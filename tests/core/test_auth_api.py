@@ -49,11 +49,18 @@ def test_register_refuses_a_taken_username_whatever_its_case(api_client, user):
 
 @pytest.mark.parametrize(
     ("password", "fragment"),
-    [("12345678", "numeric"), ("password", "too common"), ("xY1!", "too short"), ("dave-the-user", "similar")],
+    [
+        ("12345678", "numeric"),
+        ("password", "too common"),
+        ("xY1!", "too short"),
+        ("dave-the-user", "similar"),
+    ],
 )
 def test_register_refuses_weak_passwords_with_the_validators_message(api_client, password, fragment):
     response = api_client.post(
-        REGISTER, {"username": "dave-the-user", "email": "dave@example.com", "password": password}, format="json"
+        REGISTER,
+        {"username": "dave-the-user", "email": "dave@example.com", "password": password},
+        format="json",
     )
     assert response.status_code == 400
     assert fragment in response.json()["password"][0]

@@ -23,7 +23,12 @@ def _env(state: Path) -> dict[str, str]:
 
 def manage(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=_env(state), capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=_env(state),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"manage.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -97,7 +102,12 @@ def test_unreachable_service_url_is_one_line_error(tmp_path):
     env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:1/nexus"
     env["REDIS_URL"] = "redis://127.0.0.1:1/0"
     proc = subprocess.run(
-        [sys.executable, "manage.py", "migrate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "manage.py", "migrate"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

@@ -31,9 +31,29 @@ def worker_queue():
     env = dict(os.environ, NEXUS_DB_NAME=connection.settings_dict["NAME"])
     log = open(ROOT / ".nexus" / f"{queue}.log", "w") if (ROOT / ".nexus").exists() else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "nexus_backend", "worker", "-Q", queue, "--pool", "solo",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info", "-n", f"{queue}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "nexus_backend",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "info",
+            "-n",
+            f"{queue}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     old_default = app.conf.task_default_queue
     app.conf.task_default_queue = queue
@@ -54,7 +74,10 @@ def worker_queue():
 def _expired_poll(owner, question="expired?"):
     now = timezone.now()
     return Poll.objects.create(
-        owner=owner, question=question, created_at=now - timedelta(hours=2), expires_at=now - timedelta(hours=1)
+        owner=owner,
+        question=question,
+        created_at=now - timedelta(hours=2),
+        expires_at=now - timedelta(hours=1),
     )
 
 
@@ -75,7 +98,10 @@ def test_close_expired_polls_runs_on_a_real_worker(worker_queue):
 def test_poll_create_enqueues_its_close_after_commit(worker_queue):
     owner = get_user_model().objects.create_user("task-owner2", password="x-Strong-pass-123")
     poll = services.poll_create(
-        owner=owner, question="closes itself?", options=["a", "b"], expires_at=timezone.now() + timedelta(seconds=2)
+        owner=owner,
+        question="closes itself?",
+        options=["a", "b"],
+        expires_at=timezone.now() + timedelta(seconds=2),
     )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -96,13 +122,18 @@ def test_nothing_is_enqueued_when_the_transaction_rolls_back(worker_queue):
     try:
         with pytest.raises(RuntimeError), transaction.atomic():
             services.poll_create(
-                owner=owner, question="rolled back", options=["a", "b"],
+                owner=owner,
+                question="rolled back",
+                options=["a", "b"],
                 expires_at=timezone.now() + timedelta(hours=1),
             )
             raise RuntimeError("abort")
         assert sent == []
         services.poll_create(
-            owner=owner, question="committed", options=["a", "b"], expires_at=timezone.now() + timedelta(hours=1)
+            owner=owner,
+            question="committed",
+            options=["a", "b"],
+            expires_at=timezone.now() + timedelta(hours=1),
         )
         assert len(sent) == 1
     finally:

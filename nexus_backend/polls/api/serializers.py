@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from ..models import Option, Poll, Vote
-from ..services import MAX_OPTIONS
+from ..services import MAX_OPTIONS, MIN_OPTIONS
 
 QUESTION_MAX = Poll._meta.get_field("question").max_length
 OPTION_TEXT_MAX = Option._meta.get_field("text").max_length
@@ -21,9 +21,7 @@ class OptionSerializer(serializers.ModelSerializer):
 
 class PollSerializer(serializers.ModelSerializer):
     options = OptionSerializer(many=True, read_only=True)
-    is_open = serializers.BooleanField(
-        read_only=True, help_text="Accepts votes now: not closed, not expired."
-    )
+    is_open = serializers.BooleanField(read_only=True, help_text="Accepts votes now: not closed, not expired.")
     owner = serializers.IntegerField(source="owner_id", read_only=True, help_text="Id of the owning user.")
     owner_username = serializers.CharField(source="owner.username", read_only=True)
 
@@ -61,7 +59,9 @@ class OptionResultSerializer(serializers.Serializer):
 
 
 class PollResultsSerializer(serializers.Serializer):
-    """The shape of :meth:`nexus_backend.polls.selectors.PollResults.as_dict`."""
+    """Votes per option, counted when asked."""
+
+    # The shape of nexus_backend.polls.selectors.PollResults.as_dict().
 
     poll = serializers.IntegerField(help_text="Poll id.")
     question = serializers.CharField()
@@ -76,6 +76,7 @@ class PollCreateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     options = serializers.ListField(
         child=serializers.CharField(max_length=OPTION_TEXT_MAX),
+        min_length=MIN_OPTIONS,
         max_length=MAX_OPTIONS,
         help_text="Option texts, in display order: 2 to 20 distinct, non-blank strings.",
     )
@@ -85,14 +86,15 @@ class PollCreateSerializer(serializers.Serializer):
 
 
 class PollUpdateSerializer(serializers.Serializer):
-    """PUT replaces every field (an omitted ``description`` or ``expires_at`` is reset); PATCH changes
-    only the fields sent. ``expires_at: null`` removes the expiry. Options can change only before the
-    first vote."""
+    """PUT replaces every field (an omitted `description` or `expires_at` is reset); PATCH changes only
+    the fields sent. `expires_at: null` removes the expiry. Options can change only before the first vote."""
 
     question = serializers.CharField(max_length=QUESTION_MAX)
     description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     options = serializers.ListField(
-        child=serializers.CharField(max_length=OPTION_TEXT_MAX), max_length=MAX_OPTIONS
+        child=serializers.CharField(max_length=OPTION_TEXT_MAX),
+        min_length=MIN_OPTIONS,
+        max_length=MAX_OPTIONS,
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 

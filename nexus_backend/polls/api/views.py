@@ -32,6 +32,17 @@ POLL_NOT_FOUND = docs.error("No poll with this id.")
 class StableOrderingFilter(filters.OrderingFilter):
     """``?ordering=`` plus a final ``-id``: pages never repeat or skip polls that tie on the ordered field."""
 
+    ordering_description = (
+        "Sort by `created_at`, `expires_at` or `id`; prefix `-` for descending; comma-separate several. "
+        "Default `-created_at`. Polls without an expiry sort last on `expires_at`."
+    )
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["example"] = "-created_at"
+        return parameters
+
     def get_ordering(self, request, queryset, view):
         ordering = super().get_ordering(request, queryset, view)
         if ordering and not any(f.lstrip("-") == "id" for f in ordering):
@@ -50,9 +61,7 @@ class PollListCreateView(generics.GenericAPIView):
             return selectors.poll_list()
         params = PollFilterSerializer(data=self.request.query_params)
         params.is_valid(raise_exception=True)
-        return selectors.poll_list(
-            active=params.validated_data["active"], owner_id=params.validated_data["owner"]
-        )
+        return selectors.poll_list(active=params.validated_data["active"], owner_id=params.validated_data["owner"])
 
     @extend_schema(
         operation_id="polls_list",
@@ -108,9 +117,7 @@ class PollDetailView(generics.GenericAPIView):
         401: docs.UNAUTHENTICATED,
         403: docs.error("Only the poll's owner or staff can change it."),
         404: POLL_NOT_FOUND,
-        409: docs.conflict(
-            "PollUpdateConflict", ["conflict"], "Options cannot change once votes have been cast."
-        ),
+        409: docs.conflict("PollUpdateConflict", ["conflict"], "Options cannot change once votes have been cast."),
     }
 
     @extend_schema(
@@ -156,8 +163,7 @@ class PollVoteView(generics.GenericAPIView):
     @extend_schema(
         operation_id="polls_vote",
         summary="Vote in a poll",
-        description="One vote per user per poll; the database enforces it, so concurrent attempts "
-        "cannot both succeed.",
+        description="One vote per user per poll; the database enforces it, so concurrent attempts cannot both succeed.",
         parameters=[POLL_ID],
         request=VoteCreateSerializer,
         responses={
@@ -172,8 +178,7 @@ class PollVoteView(generics.GenericAPIView):
             409: docs.conflict(
                 "VoteConflict",
                 [services.AlreadyVoted.code, services.PollClosed.code],
-                "`already_voted`: this user has voted in this poll; "
-                "`poll_closed`: the poll is closed or expired.",
+                "`already_voted`: this user has voted in this poll; `poll_closed`: the poll is closed or expired.",
             ),
         },
     )

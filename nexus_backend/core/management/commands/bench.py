@@ -4,7 +4,7 @@ Performance targets live here, never in timed tests (DESIGN.md §9). The machine
 figure that matters is a ratio measured in the same run: rounds alternate between the endpoints (and their
 order), and each figure is the median across rounds.
 
-    python manage.py bench                         # ~10-20 s
+    python manage.py bench                         # ~15-40 s on a 2-core machine
     python manage.py bench --requests 1000 --rounds 7 --concurrency 8 --workers 3
     python manage.py bench --reports               # also time `run_notebooks --profile ci`
     python manage.py bench --json out.json         # also write the results there
@@ -16,6 +16,7 @@ workers close every connection, so each request connects).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import http.client
 import json
@@ -184,6 +185,7 @@ class Gunicorn:
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us, not gunicorn; we stop it ourselves
         )
+        atexit.register(self.stop)  # last resort if the interpreter exits some other way
 
     def log_tail(self, lines: int = 20) -> str:
         with contextlib.suppress(OSError):
@@ -234,6 +236,7 @@ class Gunicorn:
         with contextlib.suppress(OSError):
             self.log.unlink()
         self.proc = None
+        atexit.unregister(self.stop)
 
 
 # --------------------------------------------------------------------------- the command
@@ -246,7 +249,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--requests", type=int, default=400, help="requests per endpoint per round")
+        parser.add_argument("--requests", type=int, default=300, help="requests per endpoint per round")
         parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (medians across them)")
         parser.add_argument("--concurrency", type=int, default=4, help="client processes (1-64)")
         parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
@@ -323,7 +326,7 @@ class Command(BaseCommand):
         from django.db import connections
 
         env = dict(os.environ)
-        env["DJANGO_SETTINGS_MODULE"] = os.environ.get("DJANGO_SETTINGS_MODULE", "nexus_backend.settings")
+        env.setdefault("DJANGO_SETTINGS_MODULE", "nexus_backend.settings")
         # The database this process uses (under pytest: the test database) is the one gunicorn must use.
         env["NEXUS_DB_NAME"] = str(connections["default"].settings_dict["NAME"])
         env["DEBUG"] = "true" if opts["debug"] else "false"
@@ -399,11 +402,15 @@ class Command(BaseCommand):
                 results[name] = self._summarise(ENDPOINTS[name], rounds[name])
             return results
         finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
-            server.stop()
-            self.stdout.write("gunicorn stopped")
+            # A second Ctrl-C (or a signal sent to the whole process group) must not skip the cleanup.
+            with _sigint_ignored():
+                try:
+                    if pool is not None:
+                        pool.terminate()
+                        pool.join()
+                finally:
+                    server.stop()
+                    self.stdout.write("gunicorn stopped")
 
     def _round(self, pool, path: str, opts, progress) -> dict:
         latencies: list[float] = []
@@ -468,7 +475,8 @@ class Command(BaseCommand):
     def _progress(total: int, disabled: bool):
         from tqdm import tqdm
 
-        return tqdm(total=total, unit="req", disable=disabled, leave=False, dynamic_ncols=True)
+        # disable=None: no bar when stderr is not a terminal (CI logs)
+        return tqdm(total=total, unit="req", disable=True if disabled else None, leave=False)
 
     def _seed_polls(self) -> int:
         from django.contrib.auth import get_user_model
@@ -512,16 +520,16 @@ class Command(BaseCommand):
 
     # ----------------------------------------------------------------------- output
     def _print_table(self, result: dict) -> None:
-        s, env = result["settings"], result["environment"]
+        s, machine = result["settings"], result["environment"]
         head = ("endpoint", "path", "req/s", "p50 ms", "p95 ms", "ok", "errors")
         lines = [
             "",
             f"Nexus bench  {result['timestamp']}  ({s['rounds']} rounds x {s['requests_per_round']} requests "
             f"per endpoint, {s['concurrency']} clients, gunicorn {s['gunicorn_workers']} sync workers, "
-            f"{env['cpu_count']} CPUs, services: {env['service_mode']})",
+            f"{machine['cpu_count']} CPUs, services: {machine['service_mode']})",
             "",
             "  {:<8} {:<14} {:>9} {:>9} {:>9} {:>7} {:>7}".format(*head),
-            "  {:<8} {:<14} {:>9} {:>9} {:>9} {:>7} {:>7}".format(*("-" * len(h) for h in head)),
+            "  {:<8} {:<14} {:>9} {:>9} {:>9} {:>7} {:>7}".format(*("-" * w for w in (8, 14, 9, 9, 9, 7, 7))),
         ]
         for name, row in result["endpoints"].items():
             if "skipped" in row:
@@ -576,6 +584,19 @@ class Command(BaseCommand):
             return signal.signal(signal.SIGTERM, handler)
         except ValueError:  # not the main thread
             return None
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to do
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _fmt(value, digits: int) -> str:

@@ -36,7 +36,5 @@ class Command(BaseCommand):
         pg = embedded.postgres_running()
         rd = embedded.redis_running()
         self.stdout.write(f"embedded postgres: {f'running (pid {pg})' if pg else 'not running'}")
-        self.stdout.write(
-            f"embedded redis:    {f'running (pid {rd.pid}, {rd.url})' if rd else 'not running'}"
-        )
+        self.stdout.write(f"embedded redis:    {f'running (pid {rd.pid}, {rd.url})' if rd else 'not running'}")
         self.stdout.write(f"state folder:      {embedded.state_dir()}")

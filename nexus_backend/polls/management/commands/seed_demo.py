@@ -21,6 +21,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
-            f"demo data: {summary['users']} users ({summary['users_created']} new), {summary['polls']} polls, "
-            f"{summary['votes']} votes (seed {seed}); log in as {DEMO_PREFIX}user001 / {DEMO_PASSWORD}"
+            f"demo data: {summary['users']} users ({summary['users_created']} new), "
+            f"{summary['polls']} polls, {summary['votes']} votes (seed {seed}); "
+            f"log in as {DEMO_PREFIX}user001 / {DEMO_PASSWORD}"
         )

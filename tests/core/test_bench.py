@@ -1,0 +1,112 @@
+"""``manage.py bench`` with tiny numbers: it starts gunicorn, measures, writes JSON and stops gunicorn.
+
+No timing thresholds here (DESIGN.md §9): only that the figures exist and are positive.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from nexus_backend.core.management.commands.bench import MIN_POLLS, _chunks, _percentile
+from nexus_backend.polls.models import Poll
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _gunicorn_pids(port: int) -> list[str]:
+    out = subprocess.run(["pgrep", "-f", f"gunicorn.*127.0.0.1:{port}"], capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def _run_bench(tmp_path, *args: str) -> tuple[dict, str]:
+    out = io.StringIO()
+    json_path = tmp_path / "out" / "bench.json"
+    call_command(
+        "bench",
+        "--requests",
+        "50",
+        "--rounds",
+        "1",
+        "--concurrency",
+        "2",
+        "--no-progress",
+        "--json",
+        str(json_path),
+        "--results-dir",
+        str(tmp_path / "results"),
+        *args,
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    data = json.loads(json_path.read_text())
+    saved = list((tmp_path / "results").glob("bench-*.json"))
+    assert len(saved) == 1 and json.loads(saved[0].read_text()) == data
+    return data, out.getvalue()
+
+
+def _assert_positive_row(row: dict, path: str, requests: int) -> None:
+    assert row["path"] == path
+    assert "skipped" not in row, row.get("skipped")
+    assert row["ok"] == requests and row["errors"] == {}
+    for key in ("requests_per_s", "p50_ms", "p95_ms"):
+        assert row[key] > 0, key
+    assert row["p95_ms"] >= row["p50_ms"]
+    assert len(row["rounds"]) == 1 and row["rounds"][0]["wall_s"] > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bench_bare_endpoint_writes_json_and_stops_gunicorn(tmp_path):
+    data, table = _run_bench(tmp_path, "--endpoints", "bare")
+
+    assert data["schema"] == 1
+    assert data["settings"]["requests_per_round"] == 50
+    assert data["settings"]["rounds"] == 1
+    assert data["settings"]["endpoints"] == {"bare": "/bench/bare/"}
+    assert data["environment"]["cpu_count"] >= 1
+    _assert_positive_row(data["endpoints"]["bare"], "/bench/bare/", 50)
+    assert data["ratio_api_over_bare"] is None  # only one endpoint
+    assert data["reports"] is None
+
+    assert "bare" in table and "req/s" in table and "gunicorn stopped" in table
+    port = int(table.split("on 127.0.0.1:")[1].split()[0])
+    assert _gunicorn_pids(port) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bench_api_against_bare_seeds_polls_and_reports_a_ratio(tmp_path):
+    assert Poll.objects.count() == 0
+    data, table = _run_bench(tmp_path)
+
+    assert Poll.objects.count() >= MIN_POLLS  # seeded through services.poll_create, seen by gunicorn
+    _assert_positive_row(data["endpoints"]["bare"], "/bench/bare/", 50)
+    _assert_positive_row(data["endpoints"]["api"], "/api/polls/", 50)
+    ratio = data["ratio_api_over_bare"]
+    assert ratio["throughput"] > 0 and ratio["p50_latency"] > 0
+    assert "api / bare" in table
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--endpoints", "nope"], ["--requests", "0"], ["--concurrency", "100"], ["--rounds", "0"]],
+)
+def test_bench_rejects_bad_arguments(args):
+    with pytest.raises(CommandError):
+        call_command("bench", *args, stdout=io.StringIO())
+
+
+def test_chunks_cover_every_request():
+    for total, concurrency in [(1, 1), (50, 2), (400, 4), (1001, 8), (7, 64)]:
+        sizes = _chunks(total, concurrency)
+        assert sum(sizes) == total and all(s > 0 for s in sizes)
+
+
+def test_percentile_is_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert _percentile(values, 0.5) == 50.0
+    assert _percentile(values, 0.95) == 95.0
+    assert _percentile([3.0], 0.95) == 3.0
