@@ -6,6 +6,7 @@ from .models import Option, Poll, Vote
 class OptionInline(admin.TabularInline):
     model = Option
     extra = 0
+    readonly_fields = ("vote_count",)
 
 
 @admin.register(Poll)
@@ -20,13 +21,23 @@ class PollAdmin(admin.ModelAdmin):
 
 @admin.register(Option)
 class OptionAdmin(admin.ModelAdmin):
-    list_display = ("id", "text", "poll", "position")
+    list_display = ("id", "text", "poll", "position", "vote_count")
     list_select_related = ("poll",)
     raw_id_fields = ("poll",)
+    readonly_fields = ("vote_count",)  # kept by services.vote_cast and the delete trigger, never typed in
 
 
 @admin.register(Vote)
 class VoteAdmin(admin.ModelAdmin):
+    """Votes are cast through the API (services.vote_cast counts them) and never edited (a trigger refuses it):
+    the admin can view and delete them (the delete trigger keeps the counters right), not add or change them."""
+
     list_display = ("id", "poll", "option", "user", "created_at")
     list_select_related = ("poll", "option", "user")
     raw_id_fields = ("poll", "option", "user")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from nexus_backend.core.exceptions import NotFound
 
-from .models import Option, Poll
+from . import counting
+from .models import Poll
 
 
 def poll_list(*, active: bool | None = None, owner_id: int | None = None) -> QuerySet[Poll]:
@@ -22,6 +23,12 @@ def poll_list(*, active: bool | None = None, owner_id: int | None = None) -> Que
         open_q = Q(is_closed=False) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         qs = qs.filter(open_q) if active else qs.exclude(open_q)
     return qs
+
+
+def polls_due_to_close(*, now=None) -> QuerySet[Poll]:
+    """Open polls whose expiry has passed: what the minutely ``close_expired_polls`` task closes. The partial
+    index ``poll_open_expires_idx`` holds only open polls with an expiry, so this reads a handful of entries."""
+    return Poll.objects.filter(is_closed=False, expires_at__lte=now or timezone.now()).order_by()
 
 
 def poll_get(*, poll_id: int) -> Poll:
@@ -45,6 +52,7 @@ class PollResults:
     total_votes: int
     options: list[OptionResult]
     is_open: bool
+    strategy: str = "count"  # which counting strategy produced the numbers (counting.STRATEGIES)
 
     def as_dict(self) -> dict:
         return {
@@ -56,20 +64,22 @@ class PollResults:
         }
 
 
-def poll_results(*, poll_id: int) -> PollResults:
-    """Votes per option, counted at read time with one ``COUNT ... GROUP BY`` query."""
-    poll = poll_get(poll_id=poll_id)
-    rows = (
-        Option.objects.filter(poll_id=poll.pk)
-        .annotate(vote_count=Count("votes"))  # "votes" is the reverse relation's name
-        .order_by("position", "id")
-        .values_list("id", "text", "vote_count")
-    )
-    options = [OptionResult(id=i, text=t, votes=v) for i, t, v in rows]
+def poll_results(*, poll_id: int, strategy: str | None = None) -> PollResults:
+    """Votes per option, counted by ``strategy`` (``count``, ``counter`` or ``summary``; see ``counting.py``).
+    ``None`` means the strategy the API uses (``counting.RESULTS_STRATEGY``, the denormalised counter).
+
+    Two queries: the poll, then its options with their votes."""
+    counts = counting.get_strategy(strategy)
+    try:
+        poll = Poll.objects.only("id", "question", "is_closed", "expires_at").get(pk=poll_id)
+    except (Poll.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"Poll {poll_id} does not exist.") from None
+    options = [OptionResult(id=i, text=t, votes=v) for i, t, v in counts.option_counts(poll_id=poll.pk)]
     return PollResults(
         poll=poll.pk,
         question=poll.question,
         total_votes=sum(o.votes for o in options),
         options=options,
         is_open=poll.is_open(),
+        strategy=counts.name,
     )

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from nexus_backend.core.exceptions import Conflict, DomainError, NotFound, PermissionDenied
 
-from .models import Option, Poll, Vote
+from . import counting, selectors
+from .models import VOTE_OPTION_IN_POLL_FK, Option, Poll, Vote
 
 logger = logging.getLogger(__name__)
 
@@ -162,26 +163,57 @@ def poll_delete(*, poll_id: int, user) -> None:
     poll.delete()
 
 
-def vote_cast(*, poll_id: int, option_id, user) -> Vote:
-    """Record ``user``'s vote. A second vote raises :class:`AlreadyVoted` (the unique constraint decides,
-    so two concurrent attempts cannot both succeed)."""
+# Constraint names the database reports on a refused vote, and what each means to the caller.
+_VOTE_CONSTRAINTS = {
+    "one_vote_per_user_per_poll": "already_voted",
+    VOTE_OPTION_IN_POLL_FK: "option",
+}
+
+
+def _violated_constraint(exc: IntegrityError) -> str | None:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+def vote_cast(*, poll_id: int, option_id, user, strategy: str | None = None) -> Vote:
+    """Record ``user``'s vote and count it, in one transaction.
+
+    Refused, changing nothing: a poll that does not exist (:class:`NotFound`, 404), a closed or expired poll
+    (:class:`PollClosed`, 409), an option that is missing or belongs to another poll (:class:`DomainError` on
+    ``option``, 400), a second vote (:class:`AlreadyVoted`, 409). The last two are decided by the database (the
+    composite foreign key ``vote_option_belongs_to_poll`` and the unique ``(poll, user)``), so concurrent attempts
+    cannot slip past a check made in Python.
+
+    The option's counter is incremented with ``F()`` in the same transaction (the results endpoint reads it; see
+    ``counting.py``). ``strategy`` exists for measurements only: ``"count"`` or ``"summary"`` skip the counter to
+    time what a vote would cost without it, leaving the poll's counters to :func:`counting.counters_rebuild`.
+    """
+    counts = counting.get_strategy("counter" if strategy is None else strategy)
     try:
         option_id = int(option_id)
     except (TypeError, ValueError):
         raise DomainError("option must be the id of one of this poll's options.", field="option") from None
     try:
         with transaction.atomic():
-            poll = Poll.objects.filter(pk=poll_id).first()
+            poll = Poll.objects.filter(pk=poll_id).only("id", "is_closed", "expires_at").first()
             if poll is None:
                 raise NotFound(f"Poll {poll_id} does not exist.")
             if not poll.is_open():
                 raise PollClosed("This poll is closed: it no longer accepts votes.")
+            # The database refuses a foreign option too (vote_option_belongs_to_poll); asking first gives the
+            # usual case a clear message without relying on parsing an error.
             if not Option.objects.filter(pk=option_id, poll_id=poll.pk).exists():
                 raise DomainError(f"Option {option_id} is not an option of poll {poll.pk}.", field="option")
-            return Vote.objects.create(poll=poll, option_id=option_id, user=user)
+            vote = Vote.objects.create(poll_id=poll.pk, option_id=option_id, user=user)
+            if counts.maintains_counter:
+                counting.counter_increment(option_id=option_id)
+            return vote
     except IntegrityError as exc:
-        if "one_vote_per_user_per_poll" in str(exc):
+        meaning = _VOTE_CONSTRAINTS.get(_violated_constraint(exc) or "")
+        if meaning == "already_voted":
             raise AlreadyVoted("You have already voted in this poll.") from None
+        if meaning == "option":  # e.g. the options were replaced between the check and the insert
+            raise DomainError(f"Option {option_id} is not an option of poll {poll_id}.", field="option") from None
         raise
 
 
@@ -193,5 +225,4 @@ def poll_close_if_expired(*, poll_id: int, now: datetime | None = None) -> bool:
 
 def polls_close_expired(*, now: datetime | None = None) -> int:
     """Mark every poll whose expiry has passed as closed; returns how many changed (idempotent)."""
-    now = now or timezone.now()
-    return Poll.objects.filter(is_closed=False, expires_at__lte=now).update(is_closed=True)
+    return selectors.polls_due_to_close(now=now).update(is_closed=True)

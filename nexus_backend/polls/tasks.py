@@ -21,3 +21,18 @@ def close_expired_polls() -> int:
 def close_poll(poll_id: int) -> bool:
     """Close one poll at its expiry (enqueued on commit by ``poll_create``). Idempotent."""
     return poll_close_if_expired(poll_id=poll_id)
+
+
+@shared_task(acks_late=True)  # idempotent: a refresh recomputes the whole view from the votes
+def refresh_vote_summary() -> float | None:
+    """Refresh the ``summary`` counting strategy's materialised view (beat; see ``counting.py``).
+
+    Returns the seconds the refresh took, or ``None`` when another refresh was already running."""
+    from .counting import summary_refresh
+
+    took = summary_refresh()
+    if took is None:
+        logger.info("vote summary refresh skipped: another refresh is running")
+    else:
+        logger.info("vote summary refreshed in %.3f s", took)
+    return took

@@ -59,7 +59,7 @@ class OptionResultSerializer(serializers.Serializer):
 
 
 class PollResultsSerializer(serializers.Serializer):
-    """Votes per option, counted when asked."""
+    """Votes per option, exact: read from per-option counters updated in each vote's transaction."""
 
     # The shape of nexus_backend.polls.selectors.PollResults.as_dict().
 

@@ -1,0 +1,349 @@
+"""Measuring the counting strategies: read latency, write throughput, concurrent votes (``manage.py bench_votes``).
+
+The notebook ``01-schema-design`` and the benchmark command call these; the tests call :func:`race_votes`.
+Every figure is measured in one run, strategies interleaved round by round (the machine is shared and noisy, so a
+ratio measured side by side means more than any absolute number), and reported as medians and 95th percentiles.
+
+- :func:`time_reads`: ``Strategy.option_counts`` (the results query alone), per strategy.
+- :func:`time_endpoint`: ``GET /api/polls/{id}/results/`` through Django's full stack (middleware, URL routing,
+  DRF, JSON) in-process with the test ``Client``, under :func:`counting.using`, with any response cache off.
+- :func:`time_writes`: ``services.vote_cast`` one vote after another, each in its own transaction (so each pays a
+  commit), per strategy's write path; and the same from several threads at once on one option (contention).
+- :func:`race_votes`: many ``vote_cast`` calls at once from threads, each with its own database connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import close_old_connections, connection, connections
+
+from nexus_backend.core.exceptions import DomainError
+
+from . import counting, services
+
+STRATEGY_NAMES = tuple(counting.STRATEGIES)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..1)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+def latency_summary(seconds: Sequence[float]) -> dict:
+    return {
+        "n": len(seconds),
+        "median_ms": round(statistics.median(seconds) * 1000, 4) if seconds else None,
+        "p95_ms": round(percentile(seconds, 0.95) * 1000, 4) if seconds else None,
+    }
+
+
+def _interleaved(names: Sequence[str], rounds: int) -> Iterable[tuple[int, str]]:
+    """Round-robin order, rotated every round so no strategy always goes first."""
+    for r in range(rounds):
+        shift = r % len(names)
+        for name in (*names[shift:], *names[:shift]):
+            yield r, name
+
+
+def time_reads(*, poll_id: int, strategies: Sequence[str] = STRATEGY_NAMES, repeats: int = 50) -> dict:
+    """Seconds per results query for each strategy (``repeats`` each, interleaved, after one warm-up)."""
+    chosen = [counting.get_strategy(n) for n in strategies]
+    for s in chosen:
+        s.option_counts(poll_id=poll_id)  # warm-up: plan cache, buffers
+    times: dict[str, list[float]] = {s.name: [] for s in chosen}
+    for _, name in _interleaved([s.name for s in chosen], repeats):
+        strategy = counting.STRATEGIES[name]
+        start = time.perf_counter()
+        strategy.option_counts(poll_id=poll_id)
+        times[name].append(time.perf_counter() - start)
+    return times
+
+
+@contextlib.contextmanager
+def _response_cache_off():
+    """The results endpoint may be cached (nexus_backend.caching); measure the database path, not the cache."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    config = getattr(settings, "NEXUS_CACHE", None)
+    if isinstance(config, dict):
+        with override_settings(NEXUS_CACHE={**config, "ENABLED": False}):
+            yield
+    else:
+        yield
+
+
+def time_endpoint(*, poll_id: int, strategies: Sequence[str] = STRATEGY_NAMES, repeats: int = 50) -> dict:
+    """Seconds per ``GET /api/polls/{id}/results/`` (Django test client, in-process) under each strategy.
+
+    Returns ``{"times": {name: [...]}, "cache_headers": Counter of X-Cache values seen}``; a ``hit`` there means
+    some response came from a cache and the figure is not the uncached one."""
+    from django.test import Client
+
+    client = Client()
+    url = f"/api/polls/{poll_id}/results/"
+    times: dict[str, list[float]] = {n: [] for n in strategies}
+    cache_headers: Counter[str] = Counter()
+    with _response_cache_off():
+        for name in strategies:
+            with counting.using(name):
+                response = client.get(url)  # warm-up
+                if response.status_code != 200:
+                    raise RuntimeError(f"GET {url} answered {response.status_code}: {response.content[:200]!r}")
+        for _, name in _interleaved(list(strategies), repeats):
+            with counting.using(name):
+                start = time.perf_counter()
+                response = client.get(url)
+                times[name].append(time.perf_counter() - start)
+            cache_headers[response.headers.get("X-Cache", "-").lower()] += 1
+    return {"times": times, "cache_headers": dict(cache_headers)}
+
+
+@dataclass
+class RaceResult:
+    outcomes: Counter  # "created", "already_voted", "poll_closed", "invalid", "not_found", "error:<Type>"
+    seconds: float
+
+    @property
+    def created(self) -> int:
+        return self.outcomes.get("created", 0)
+
+    @property
+    def votes_per_second(self) -> float:
+        return self.created / self.seconds if self.seconds > 0 else 0.0
+
+
+def race_votes(
+    *,
+    poll_id: int,
+    ballots: Sequence[tuple[int, int]],
+    workers: int = 8,
+    strategy: str | None = None,
+    start_together: bool = True,
+) -> RaceResult:
+    """Cast ``ballots`` (``(user id, option id)`` pairs) through ``services.vote_cast`` from ``workers`` threads at
+    once, each thread on its own database connection; a barrier releases them together (``start_together``).
+
+    Returns how each attempt ended. Threads close their connections before returning."""
+    if not 1 <= workers <= 64:
+        raise ValueError(f"workers must be from 1 to 64, got {workers}")
+    User = get_user_model()
+    lanes = [list(ballots[i::workers]) for i in range(workers)]
+    lanes = [lane for lane in lanes if lane]
+    barrier = threading.Barrier(len(lanes)) if start_together and lanes else None
+
+    def run(lane: list[tuple[int, int]]) -> Counter:
+        outcomes: Counter[str] = Counter()
+        try:
+            close_old_connections()
+            connection.ensure_connection()  # connect before the barrier: the race is between votes, not logins
+            if barrier is not None:
+                barrier.wait(timeout=60)
+            for user_id, option_id in lane:
+                try:
+                    services.vote_cast(poll_id=poll_id, option_id=option_id, user=User(pk=user_id), strategy=strategy)
+                    outcomes["created"] += 1
+                except DomainError as exc:
+                    outcomes[exc.code] += 1
+                except Exception as exc:  # noqa: BLE001 (reported, not hidden: the caller asserts on outcomes)
+                    outcomes[f"error:{type(exc).__name__}"] += 1
+        finally:
+            connections.close_all()
+        return outcomes
+
+    start = time.perf_counter()
+    total: Counter[str] = Counter()
+    with ThreadPoolExecutor(max_workers=len(lanes) or 1, thread_name_prefix="vote-race") as pool:
+        for outcome in pool.map(run, lanes):
+            total.update(outcome)
+    return RaceResult(outcomes=total, seconds=time.perf_counter() - start)
+
+
+def time_writes(
+    *,
+    poll_ids: dict[str, int],
+    option_ids: dict[str, list[int]],
+    user_ids: Sequence[int],
+    votes: int = 200,
+    rounds: int = 3,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, list[float]]:
+    """Votes per second for each strategy's write path: ``votes`` sequential ``vote_cast`` calls per round,
+    strategies interleaved, in ``poll_ids[name]`` (a fresh poll per strategy) by distinct ``user_ids``.
+    Each strategy needs ``votes * rounds`` users; options are used in turn. Returns per-round rates."""
+    User = get_user_model()
+    need = votes * rounds
+    if len(user_ids) < need:
+        raise ValueError(f"time_writes needs {need} users ({votes} votes x {rounds} rounds), got {len(user_ids)}")
+    rates: dict[str, list[float]] = {name: [] for name in poll_ids}
+    for r, name in _interleaved(list(poll_ids), rounds):
+        voters = user_ids[r * votes : (r + 1) * votes]
+        options = option_ids[name]
+        start = time.perf_counter()
+        for i, user_id in enumerate(voters):
+            services.vote_cast(
+                poll_id=poll_ids[name], option_id=options[i % len(options)], user=User(pk=user_id), strategy=name
+            )
+        rates[name].append(len(voters) / (time.perf_counter() - start))
+        if on_progress:
+            on_progress(len(voters))
+    return rates
+
+
+# --------------------------------------------------------------------------- one scale, every measurement
+
+
+def prefix_user_ids(prefix: str) -> list[int]:
+    """Ids of the users ``prefix`` owns, in username order (the generator's users: ``<prefix>u0000001`` …)."""
+    users = get_user_model().objects.filter(username__startswith=prefix).order_by("username")
+    return list(users.values_list("pk", flat=True))
+
+
+def fresh_polls(*, strategies: Sequence[str], prefix: str, label: str) -> dict[str, tuple[int, list[int]]]:
+    """One new poll per strategy (4 options, owned by ``prefix``'s first user): ``{name: (poll id, option ids)}``."""
+    owner = get_user_model().objects.filter(username__startswith=prefix).order_by("username").first()
+    if owner is None:
+        raise ValueError(f"no users with the prefix {prefix!r}: generate data first")
+    polls = {}
+    for name in strategies:
+        poll = services.poll_create(owner=owner, question=f"Benchmark {label} writes ({name})", options=list("ABCD"))
+        polls[name] = (poll.pk, list(poll.options.order_by("position").values_list("pk", flat=True)))
+    return polls
+
+
+def measure_scale(
+    *,
+    votes: int,
+    strategies: Sequence[str] = STRATEGY_NAMES,
+    repeats: int = 50,
+    write_votes: int = 100,
+    write_rounds: int = 2,
+    workers: int = 8,
+    concurrent_votes: int = 200,
+    seed: int = 0,
+    prefix: str = "bench_",
+    polls: int | None = None,
+    options: int = 4,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Generate ``votes`` votes (``datagen``), then measure every strategy on the hottest poll: the results query
+    and the endpoint (median, p95), one summary refresh, sequential and concurrent write throughput. Returns one
+    JSON-ready dict (what ``bench_votes`` saves; :func:`rows_frame` flattens a list of them).
+
+    Writes go to fresh polls, by the generated users; the counters they skipped are rebuilt before returning."""
+    from tqdm import tqdm
+
+    from . import datagen
+
+    say = log or (lambda line: None)
+    names = [counting.get_strategy(n).name for n in strategies]
+    made = datagen.generate(votes=votes, polls=polls, options=options, seed=seed, prefix=prefix, progress=progress)
+    say(
+        f"generated {made.votes:,} votes, {made.polls:,} polls, {made.users:,} users in {made.seconds:.1f} s; "
+        f"hottest poll {made.hot_poll_id} has {made.hot_poll_votes:,} votes"
+    )
+    row: dict = {
+        "votes": made.votes,
+        "polls": made.polls,
+        "users": made.users,
+        "hot_poll_id": made.hot_poll_id,
+        "hot_poll_votes": made.hot_poll_votes,
+        "generate_s": made.seconds,
+        "strategies": {},
+    }
+
+    say("reads: the results query, then the endpoint")
+    reads = time_reads(poll_id=made.hot_poll_id, strategies=names, repeats=repeats)
+    endpoint = time_endpoint(poll_id=made.hot_poll_id, strategies=names, repeats=repeats)
+    row["endpoint_cache_headers"] = endpoint["cache_headers"]
+    refreshes = [t for t in (counting.summary_refresh() for _ in range(3)) if t is not None]
+    row["summary_refresh_ms"] = round(statistics.median(refreshes) * 1000, 2) if refreshes else None
+
+    say("writes: sequential, then concurrent on one option")
+    users = prefix_user_ids(prefix)
+    sequential = fresh_polls(strategies=names, prefix=prefix, label="sequential")
+    need = write_votes * write_rounds
+    with tqdm(total=need * len(names), unit="vote", disable=not progress, leave=False) as bar:
+        rates = time_writes(
+            poll_ids={n: p[0] for n, p in sequential.items()},
+            option_ids={n: p[1] for n, p in sequential.items()},
+            user_ids=users[:need],
+            votes=write_votes,
+            rounds=write_rounds,
+            on_progress=bar.update,
+        )
+    contended = fresh_polls(strategies=names, prefix=prefix, label="concurrent")
+    races = {}
+    for name in names:
+        poll_id, option_ids = contended[name]
+        ballots = [(u, option_ids[0]) for u in users[:concurrent_votes]]
+        races[name] = race_votes(poll_id=poll_id, ballots=ballots, workers=workers, strategy=name)
+    if "counter" in contended:
+        row["counter_drift_after_concurrent_votes"] = len(counting.counters_drift(poll_ids=[contended["counter"][0]]))
+    write_polls = [p[0] for p in (*sequential.values(), *contended.values())]
+    counting.counters_rebuild(poll_ids=write_polls)  # the count/summary write paths skipped the counter
+    row["write_poll_ids"] = write_polls
+    # Leave the tables settled, as autovacuum eventually would: fresh statistics, and a visibility map that lets
+    # index-only scans skip the pages these writes touched (plans read afterwards depend on both).
+    datagen.refresh_statistics(vacuum=True)
+
+    for name in names:
+        row["strategies"][name] = {
+            "query": latency_summary(reads[name]),
+            "endpoint": latency_summary(endpoint["times"][name]),
+            "votes_per_s_sequential": round(statistics.median(rates[name]), 1),
+            "votes_per_s_concurrent": round(races[name].votes_per_second, 1),
+            "concurrent_outcomes": dict(races[name].outcomes),
+            "fresh": counting.STRATEGIES[name].fresh,
+        }
+    if "count" in row["strategies"]:
+        base = row["strategies"]["count"]
+        for data in row["strategies"].values():
+            data["endpoint_speedup_vs_count"] = _ratio(base["endpoint"]["median_ms"], data["endpoint"]["median_ms"])
+            data["query_speedup_vs_count"] = _ratio(base["query"]["median_ms"], data["query"]["median_ms"])
+    return row
+
+
+def _ratio(base, value) -> float | None:
+    if not base or not value:
+        return None
+    return round(base / value, 2)
+
+
+def rows_frame(scales: Iterable[dict]):
+    """One row per (scale, strategy) from :func:`measure_scale` results, as a pandas DataFrame."""
+    import pandas as pd
+
+    rows = []
+    for scale in scales:
+        for name, d in scale["strategies"].items():
+            rows.append(
+                {
+                    "votes": scale["votes"],
+                    "hot_poll_votes": scale["hot_poll_votes"],
+                    "strategy": name,
+                    "query_p50_ms": d["query"]["median_ms"],
+                    "query_p95_ms": d["query"]["p95_ms"],
+                    "api_p50_ms": d["endpoint"]["median_ms"],
+                    "api_p95_ms": d["endpoint"]["p95_ms"],
+                    "api_x_count": d.get("endpoint_speedup_vs_count"),
+                    "votes_per_s_seq": d["votes_per_s_sequential"],
+                    "votes_per_s_concurrent": d["votes_per_s_concurrent"],
+                    "fresh": d["fresh"],
+                }
+            )
+    return pd.DataFrame(rows)
