@@ -116,3 +116,14 @@ def make_poll(db, make_user) -> Callable[..., Poll]:
 @pytest.fixture
 def poll(make_poll, user) -> Poll:
     return make_poll(owner=user, question="Best pizza topping?", options=["Cheese", "Mushroom", "Pineapple"])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tracking_state():
+    """Every test starts and ends with no rate-limit history, a block list reloaded from its own database and
+    an empty request-log stream (nexus_backend.tracking.testing)."""
+    from nexus_backend.tracking.testing import reset_tracking_state
+
+    reset_tracking_state()
+    yield
+    reset_tracking_state()

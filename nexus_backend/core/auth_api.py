@@ -17,6 +17,7 @@ from rest_framework_simplejwt import views as jwt_views
 
 from nexus_backend.core import openapi as docs
 from nexus_backend.polls import services
+from nexus_backend.tracking.throttles import LOGIN_THROTTLES
 
 User = get_user_model()
 
@@ -77,7 +78,7 @@ INVALID_TOKEN = docs.error("The token is invalid, expired or blacklisted (code `
     )
 )
 class TokenObtainPairView(jwt_views.TokenObtainPairView):
-    pass
+    throttle_classes = LOGIN_THROTTLES  # 5/min per client IP anonymous, 10/min per user logged in (429)
 
 
 @extend_schema_view(

@@ -1,4 +1,5 @@
-"""``manage.py bench`` with tiny numbers: it starts gunicorn, measures, writes JSON and stops gunicorn.
+"""``manage.py bench`` with tiny numbers: it starts gunicorn, measures, writes JSON and stops gunicorn; the
+logging section compares logging off / on / sync and checks that N requests then a graceful stop leave N rows.
 
 No timing thresholds here (DESIGN.md §9): only that the figures exist and are positive.
 """
@@ -14,6 +15,7 @@ from django.core.management import CommandError, call_command
 
 from nexus_backend.core.management.commands.bench import MIN_POLLS, _chunks, _percentile
 from nexus_backend.polls.models import Poll
+from nexus_backend.tracking.models import RequestLog
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -61,18 +63,19 @@ def _assert_positive_row(row: dict, path: str, requests: int) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_bench_bare_endpoint_writes_json_and_stops_gunicorn(tmp_path):
-    data, table = _run_bench(tmp_path, "--endpoints", "bare")
+    data, table = _run_bench(tmp_path, "--sections", "endpoints", "--endpoints", "bare")
 
-    assert data["schema"] == 1
+    assert data["schema"] == 2
     assert data["settings"]["requests_per_round"] == 50
     assert data["settings"]["rounds"] == 1
     assert data["settings"]["endpoints"] == {"bare": "/bench/bare/"}
     assert data["environment"]["cpu_count"] >= 1
     _assert_positive_row(data["endpoints"]["bare"], "/bench/bare/", 50)
     assert data["ratio_api_over_bare"] is None  # only one endpoint
-    assert data["reports"] is None
+    assert data["logging"] is None and data["reports"] is None
 
     assert "bare" in table and "req/s" in table and "gunicorn stopped" in table
+    assert not RequestLog.objects.exists()  # its request logs were flushed, then deleted
     port = int(table.split("on 127.0.0.1:")[1].split()[0])
     assert _gunicorn_pids(port) == []
 
@@ -80,7 +83,7 @@ def test_bench_bare_endpoint_writes_json_and_stops_gunicorn(tmp_path):
 @pytest.mark.django_db(transaction=True)
 def test_bench_api_against_bare_seeds_polls_and_reports_a_ratio(tmp_path):
     assert Poll.objects.count() == 0
-    data, table = _run_bench(tmp_path)
+    data, table = _run_bench(tmp_path, "--sections", "endpoints")
 
     assert Poll.objects.count() >= MIN_POLLS  # seeded through services.poll_create, seen by gunicorn
     _assert_positive_row(data["endpoints"]["bare"], "/bench/bare/", 50)
@@ -92,11 +95,38 @@ def test_bench_api_against_bare_seeds_polls_and_reports_a_ratio(tmp_path):
 
 @pytest.mark.parametrize(
     "args",
-    [["--endpoints", "nope"], ["--requests", "0"], ["--concurrency", "100"], ["--rounds", "0"]],
+    [
+        ["--endpoints", "nope"],
+        ["--requests", "0"],
+        ["--concurrency", "100"],
+        ["--rounds", "0"],
+        ["--sections", "everything"],
+        ["--logging-variants", "on,sync"],
+        ["--logging-variants", "off,sync", "--zero-loss", "10"],
+        ["--zero-loss", "-1"],
+        ["--logging-path", "bench/bare/"],
+    ],
 )
 def test_bench_rejects_bad_arguments(args):
     with pytest.raises(CommandError):
         call_command("bench", *args, stdout=io.StringIO())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bench_logging_compares_off_on_sync_and_counts_rows_after_a_graceful_stop(tmp_path):
+    data, table = _run_bench(tmp_path, "--sections", "logging", "--zero-loss", "400")
+
+    logging = data["logging"]
+    assert logging["path"] == "/bench/bare/"
+    for variant in ("off", "on", "sync"):
+        _assert_positive_row(logging["variants"][variant], "/bench/bare/", 50)
+    assert set(logging["ratio_over_off"]) == {"on", "sync"}
+    assert all(r["throughput"] > 0 for r in logging["ratio_over_off"].values())  # no threshold: DESIGN.md §9
+    zero = logging["zero_loss"]
+    assert (zero["requests"], zero["answered_2xx"], zero["rows"]) == (400, 400, 400)
+    assert zero["graceful_stop"] and zero["flusher_stopped_cleanly"] and zero["exact"]
+    assert "logging on / off: throughput" in table and "RequestLog rows: 400  -> exact" in table
+    assert not RequestLog.objects.exists()  # the benchmark's own request logs are deleted afterwards
 
 
 def test_chunks_cover_every_request():

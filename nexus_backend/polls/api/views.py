@@ -1,6 +1,9 @@
 """HTTP endpoints for polls. Views validate input with serializers and call selectors (reads) and
 services (writes); the rules live there. Errors raised by services become JSON through the project's
-exception handler (``nexus_backend.core.exceptions``)."""
+exception handler (``nexus_backend.core.exceptions``).
+
+The list, detail and results reads go through the cache (``nexus_backend.caching.reads``): each passes the
+function that computes its body, which runs only on a miss; the ``X-Cache`` header says what happened."""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ from rest_framework import filters, generics, permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from nexus_backend.caching import reads as cached
 from nexus_backend.core import openapi as docs
+from nexus_backend.tracking.throttles import VOTE_THROTTLES
 
 from .. import selectors, services
 from .serializers import (
@@ -67,7 +72,7 @@ class PollListCreateView(generics.GenericAPIView):
         operation_id="polls_list",
         summary="List polls",
         description="Newest first by default. Anonymous access allowed.",
-        parameters=[PollFilterSerializer],
+        parameters=[PollFilterSerializer, cached.CACHE_HEADER_PARAMETER],
         responses={
             200: PollSerializer(many=True),
             400: docs.validation_error("PollFilterValidationError", ["active", "owner"]),
@@ -75,9 +80,13 @@ class PollListCreateView(generics.GenericAPIView):
         },
     )
     def get(self, request: Request) -> Response:
-        queryset = self.filter_queryset(self.get_queryset())
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(PollSerializer(page, many=True).data)
+        def compute():
+            queryset = self.filter_queryset(self.get_queryset())
+            page = self.paginate_queryset(queryset)
+            return self.get_paginated_response(PollSerializer(page, many=True).data).data
+
+        origin = f"{request.scheme}://{request.get_host()}"  # the page's next/previous links contain it
+        return cached.respond(request, cached.poll_list(params=request.query_params, origin=origin, compute=compute))
 
     @extend_schema(
         operation_id="polls_create",
@@ -100,10 +109,14 @@ class PollDetailView(generics.GenericAPIView):
     @extend_schema(
         operation_id="polls_retrieve",
         summary="One poll",
+        parameters=[cached.CACHE_HEADER_PARAMETER],
         responses={200: PollSerializer, 404: POLL_NOT_FOUND},
     )
     def get(self, request: Request, poll_id: int) -> Response:
-        return Response(PollSerializer(selectors.poll_get(poll_id=poll_id)).data)
+        def compute():
+            return PollSerializer(selectors.poll_get(poll_id=poll_id)).data
+
+        return cached.respond(request, cached.poll_detail(poll_id=poll_id, compute=compute))
 
     def _update(self, request: Request, poll_id: int, *, partial: bool) -> Response:
         data = PollUpdateSerializer(data=request.data, partial=partial)
@@ -158,6 +171,7 @@ class PollDetailView(generics.GenericAPIView):
 
 class PollVoteView(generics.GenericAPIView):
     permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = VOTE_THROTTLES  # per user and per client IP (nexus_backend.tracking.throttles)
     serializer_class = VoteCreateSerializer
 
     @extend_schema(
@@ -196,8 +210,13 @@ class PollResultsView(generics.GenericAPIView):
     @extend_schema(
         operation_id="polls_results",
         summary="Votes per option",
-        parameters=[POLL_ID],
+        description="Exact and cheap at any scale: the counts are per-option counters incremented in each vote's "
+        "transaction, not a `COUNT(*)` over the votes (see `nexus_backend/polls/counting.py`).",
+        parameters=[POLL_ID, cached.CACHE_HEADER_PARAMETER],
         responses={200: PollResultsSerializer, 404: POLL_NOT_FOUND},
     )
     def get(self, request: Request, poll_id: int) -> Response:
-        return Response(selectors.poll_results(poll_id=poll_id).as_dict())
+        def compute():
+            return selectors.poll_results(poll_id=poll_id).as_dict()
+
+        return cached.respond(request, cached.poll_results(poll_id=poll_id, compute=compute))

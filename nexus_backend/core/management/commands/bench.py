@@ -1,17 +1,29 @@
-"""``manage.py bench``: the REST poll list against a bare Django view, under gunicorn, in one run.
+"""``manage.py bench``: throughput under gunicorn, as ratios measured in one run.
+
+Two sections (both by default):
+
+- **endpoints**: the REST poll list against a bare Django view (``api / bare``);
+- **logging**: one logged endpoint (default the bare view, the harshest case) served by gunicorns that differ
+  only in ``NEXUS_REQUEST_LOGGING``: ``off``, ``on`` (buffered, off the request path, flushed with COPY by a
+  ``flush_request_logs --loop`` process running during the measurement, so its cost is counted) and ``sync``
+  (the naive INSERT per request, for comparison); then a **zero-loss check**: ``--zero-loss`` requests (10,000)
+  to the ``on`` server, a graceful stop (SIGTERM), a final flush, and a count of the ``RequestLog`` rows those
+  requests left (tagged by their User-Agent) — it must equal the requests answered.
 
 Performance targets live here, never in timed tests (DESIGN.md §9). The machines are shared and noisy, so the
-figure that matters is a ratio measured in the same run: rounds alternate between the endpoints (and their
+figure that matters is a ratio measured in the same run: rounds alternate between the servers (and their
 order), and each figure is the median across rounds.
 
-    python manage.py bench                         # ~15-40 s on a 2-core machine
+    python manage.py bench                         # ~1-2 min on a 2-core machine
+    python manage.py bench --sections logging      # logging on/off/sync + the 10,000-request zero-loss check
     python manage.py bench --requests 1000 --rounds 7 --concurrency 8 --workers 3
     python manage.py bench --reports               # also time `run_notebooks --profile ci`
     python manage.py bench --json out.json         # also write the results there
 
 The load generator is bounded and loopback-only: ``--concurrency`` client processes, each sending
 ``http.client`` GETs to 127.0.0.1 one after another (keep-alive when the server allows it; gunicorn's sync
-workers close every connection, so each request connects).
+workers close every connection, so each request connects). The request logs the benchmark makes are deleted at
+the end (``--keep-logs`` keeps them).
 """
 
 from __future__ import annotations
@@ -39,6 +51,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 ENDPOINTS = {"bare": "/bench/bare/", "api": "/api/polls/"}
+SECTIONS = ("endpoints", "logging")
+LOGGING_VARIANTS = ("off", "on", "sync")
+USER_AGENT = "nexus-bench"  # every request the benchmark sends says so; its request logs are found by it
 MIN_POLLS = 20
 HOST = "127.0.0.1"  # loopback only, by design
 
@@ -46,18 +61,15 @@ HOST = "127.0.0.1"  # loopback only, by design
 # ------------------------------------------------------------------- load generator (client processes)
 # These run in spawned child processes: stdlib only, no Django.
 
-_PORT = 0
 
-
-def _client_init(port: int) -> None:
-    global _PORT
-    _PORT = port
+def _client_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
 
 
-def _client_chunk(task: tuple[str, int, float]) -> tuple[list[float], dict[str, int], float, float]:
-    """GET ``path`` ``count`` times; return (latencies of 2xx answers in s, error counts, start, end)."""
-    path, count, timeout = task
+def _client_chunk(task: tuple) -> tuple[list[float], dict[str, int], float, float]:
+    """GET ``path`` ``count`` times on ``port``; return (latencies of 2xx answers in s, error counts, start, end)."""
+    port, path, count, timeout, user_agent = task
+    headers = {"Accept": "application/json", "User-Agent": user_agent}
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     conn: http.client.HTTPConnection | None = None
@@ -66,8 +78,8 @@ def _client_chunk(task: tuple[str, int, float]) -> tuple[list[float], dict[str, 
         t0 = time.perf_counter()
         try:
             if conn is None:
-                conn = http.client.HTTPConnection(HOST, _PORT, timeout=timeout)
-            conn.request("GET", path, headers={"Accept": "application/json"})
+                conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+            conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
             resp.read()
             status = resp.status
@@ -103,7 +115,7 @@ def _free_port() -> int:
 def _get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        conn.request("GET", path, headers={"Accept": "application/json"})
+        conn.request("GET", path, headers={"Accept": "application/json", "User-Agent": f"{USER_AGENT}/setup"})
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:
@@ -221,22 +233,76 @@ class Gunicorn:
             return last
         raise CommandError(f"gunicorn did not answer /health/ within {timeout:.0f} s:\n{self.log_tail()}")
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """SIGTERM: graceful (workers finish their request and run their exit hooks); KILL after 15 s.
+
+        Returns True when gunicorn stopped by itself with exit code 0."""
         if self.proc is None:
-            return
+            return True
+        graceful = True
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)  # graceful: the master stops its workers
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
+                graceful = False
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
+        graceful = graceful and self.proc.returncode == 0
         with contextlib.suppress(OSError):
             self.log.unlink()
         self.proc = None
         atexit.unregister(self.stop)
+        return graceful
+
+
+class Flusher:
+    """``manage.py flush_request_logs --loop`` as a subprocess; :meth:`stop` sends SIGTERM (a last pass runs)."""
+
+    def __init__(self, *, root: Path, env: dict[str, str], interval: float = 0.5):
+        self.root, self.env, self.interval = root, env, interval
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "flush_request_logs", "--loop", "--interval", str(self.interval)],
+            cwd=self.root,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        atexit.register(self.stop)
+
+    def stop(self) -> bool:
+        if self.proc is None:
+            return True
+        clean = True
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                clean = False
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        clean = clean and self.proc.returncode == 0
+        self.proc = None
+        atexit.unregister(self.stop)
+        return clean
+
+
+def _choices(value: str, allowed: tuple[str, ...], option: str) -> list[str]:
+    chosen = [item.strip() for item in value.split(",") if item.strip()]
+    unknown = sorted(set(chosen) - set(allowed))
+    if unknown or not chosen:
+        raise CommandError(f"{option}: choose from {', '.join(allowed)} (got {value!r})")
+    return list(dict.fromkeys(chosen))
 
 
 # --------------------------------------------------------------------------- the command
@@ -244,20 +310,42 @@ class Gunicorn:
 
 class Command(BaseCommand):
     help = (
-        "Benchmark GET /api/polls/ against the bare view /bench/bare/ under gunicorn (alternating rounds, "
-        "medians, ratio), optionally time the notebook reports; print a table and save JSON."
+        "Benchmark under gunicorn (alternating rounds, medians, ratios): GET /api/polls/ against the bare view, "
+        "and a logged endpoint with request logging off / on / sync plus a zero-loss check; print a table and "
+        "save JSON."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--requests", type=int, default=300, help="requests per endpoint per round")
-        parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (medians across them)")
+        parser.add_argument("--requests", type=int, default=1000, help="requests per server per round")
+        parser.add_argument("--rounds", type=int, default=7, help="alternating rounds (medians across them)")
         parser.add_argument("--concurrency", type=int, default=4, help="client processes (1-64)")
         parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
         parser.add_argument(
+            "--sections",
+            default=",".join(SECTIONS),
+            help=f"comma-separated subset of {', '.join(SECTIONS)} (default: both)",
+        )
+        parser.add_argument(
             "--endpoints",
             default="bare,api",
-            help=f"comma-separated subset of {', '.join(ENDPOINTS)} (default: both)",
+            help=f"endpoints section: comma-separated subset of {', '.join(ENDPOINTS)} (default: both)",
         )
+        parser.add_argument(
+            "--logging-variants",
+            default=",".join(LOGGING_VARIANTS),
+            help="logging section: NEXUS_REQUEST_LOGGING values to compare; must include off (default: off,on,sync)",
+        )
+        parser.add_argument(
+            "--logging-path", default=ENDPOINTS["bare"], help="logging section: the endpoint (default /bench/bare/)"
+        )
+        parser.add_argument(
+            "--zero-loss",
+            type=int,
+            default=10_000,
+            help="logging section: requests sent to the `on` server before a graceful stop, then RequestLog rows "
+            "counted (0: skip; needs the `on` variant)",
+        )
+        parser.add_argument("--keep-logs", action="store_true", help="keep the request logs the benchmark made")
         parser.add_argument("--json", dest="json_path", help="also write the JSON results to this path")
         parser.add_argument("--results-dir", help="folder for bench-<time>.json (default: bench/results)")
         parser.add_argument(
@@ -271,27 +359,39 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         from django.conf import settings
 
-        endpoints = [e.strip() for e in opts["endpoints"].split(",") if e.strip()]
-        unknown = sorted(set(endpoints) - set(ENDPOINTS))
-        if unknown or not endpoints:
-            raise CommandError(f"--endpoints: choose from {', '.join(ENDPOINTS)} (got {opts['endpoints']!r})")
+        sections = _choices(opts["sections"], SECTIONS, "--sections")
+        endpoints = _choices(opts["endpoints"], tuple(ENDPOINTS), "--endpoints")
+        variants = _choices(opts["logging_variants"], LOGGING_VARIANTS, "--logging-variants")
+        if "logging" in sections and "off" not in variants:
+            raise CommandError("--logging-variants must include off: the other variants are compared with it")
+        if not opts["logging_path"].startswith("/"):
+            raise CommandError(f"--logging-path must be a path like /bench/bare/, got {opts['logging_path']!r}")
         for name in ("requests", "rounds", "workers"):
             if opts[name] < 1:
                 raise CommandError(f"--{name} must be at least 1")
         if not 1 <= opts["concurrency"] <= 64:
             raise CommandError("--concurrency must be between 1 and 64")
+        if not 0 <= opts["zero_loss"] <= 100_000:
+            raise CommandError("--zero-loss must be between 0 and 100000")
+        if opts["zero_loss"] and "logging" in sections and "on" not in variants:
+            raise CommandError("--zero-loss needs the `on` logging variant (or --zero-loss 0)")
 
         root = Path(settings.NEXUS_PROJECT_ROOT)
         started = datetime.now(UTC)
+        run_id = started.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
         result: dict = {
-            "schema": 1,
+            "schema": 2,
             "timestamp": started.isoformat(timespec="seconds"),
             "settings": {
                 "requests_per_round": opts["requests"],
                 "rounds": opts["rounds"],
                 "concurrency": opts["concurrency"],
                 "gunicorn_workers": opts["workers"],
-                "endpoints": {name: ENDPOINTS[name] for name in endpoints},
+                "sections": sections,
+                "endpoints": {name: ENDPOINTS[name] for name in endpoints} if "endpoints" in sections else {},
+                "logging_variants": variants if "logging" in sections else [],
+                "logging_path": opts["logging_path"],
+                "zero_loss_requests": opts["zero_loss"] if "logging" in sections else 0,
                 "debug": bool(opts["debug"]),
             },
             "environment": {
@@ -303,13 +403,17 @@ class Command(BaseCommand):
             },
             "endpoints": {},
             "ratio_api_over_bare": None,
+            "logging": None,
             "reports": None,
         }
 
         previous_term = self._raise_on_sigterm()
         try:
-            result["endpoints"] = self._bench_http(root, endpoints, opts)
-            result["ratio_api_over_bare"] = self._ratio(result["endpoints"])
+            if "endpoints" in sections:
+                result["endpoints"] = self._bench_http(root, endpoints, opts, run_id)
+                result["ratio_api_over_bare"] = self._ratio(result["endpoints"])
+            if "logging" in sections:
+                result["logging"] = self._bench_logging(root, variants, opts, run_id)
             if opts["reports"]:
                 result["reports"] = self._time_reports(root, opts["reports_profile"])
         except KeyboardInterrupt:
@@ -317,12 +421,14 @@ class Command(BaseCommand):
         finally:
             if previous_term is not None:
                 signal.signal(signal.SIGTERM, previous_term)
+            if not opts["keep_logs"]:
+                self._delete_bench_logs(run_id)
 
         self._print_table(result)
         self._save(result, root, started, opts)
 
-    # ----------------------------------------------------------------------- HTTP
-    def _bench_http(self, root: Path, endpoints: list[str], opts) -> dict:
+    @staticmethod
+    def _server_env(opts, **extra: str) -> dict[str, str]:
         from django.db import connections
 
         env = dict(os.environ)
@@ -331,8 +437,15 @@ class Command(BaseCommand):
         env["NEXUS_DB_NAME"] = str(connections["default"].settings_dict["NAME"])
         env["DEBUG"] = "true" if opts["debug"] else "false"
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(extra)
+        return env
 
-        server = Gunicorn(root=root, workers=opts["workers"], env=env)
+    # ----------------------------------------------------------------------- section: endpoints
+    def _bench_http(self, root: Path, endpoints: list[str], opts, run_id: str) -> dict:
+        from django.db import connections
+
+        user_agent = f"{USER_AGENT}/{run_id}/endpoints"
+        server = Gunicorn(root=root, workers=opts["workers"], env=self._server_env(opts))
         pool = None
         results: dict = {}
         try:
@@ -341,13 +454,7 @@ class Command(BaseCommand):
                 f"starting gunicorn ({opts['workers']} sync workers, DEBUG {debug}) on {HOST}:{server.port}"
             )
             server.start()
-            status, body = server.wait_healthy()
-            if status != 200:
-                failing = {k: v.get("detail") for k, v in body.get("checks", {}).items() if not v.get("ok")}
-                self.stderr.write(
-                    f"warning: /health/ answers {status} ({failing or body}); benchmarking anyway "
-                    "(the endpoints measured may not need the failing service)"
-                )
+            self._check_health(server)
 
             active = []
             for name in endpoints:
@@ -378,26 +485,9 @@ class Command(BaseCommand):
                     self.stdout.write(f"seeded {seeded} bench polls (the list needs at least {MIN_POLLS})")
 
             connections.close_all()  # nothing of ours stays open while the clients run
-            ctx = multiprocessing.get_context("spawn")
-            pool = ctx.Pool(opts["concurrency"], initializer=_client_init, initargs=(server.port,))
-
-            # Warm-up: every worker imports and caches what it needs before anything is measured.
-            for name in active:
-                warm = _chunks(max(opts["concurrency"] * 5, opts["workers"] * 10), opts["concurrency"])
-                pool.map(_client_chunk, [(ENDPOINTS[name], n, 30.0) for n in warm])
-
-            rounds: dict[str, list[dict]] = {name: [] for name in active}
-            total = opts["rounds"] * len(active) * opts["requests"]
-            progress = self._progress(total, opts["no_progress"])
-            try:
-                for r in range(opts["rounds"]):
-                    order = active if r % 2 == 0 else list(reversed(active))  # alternate to be fair
-                    for name in order:
-                        progress.set_description(f"round {r + 1}/{opts['rounds']} {name}")
-                        rounds[name].append(self._round(pool, ENDPOINTS[name], opts, progress))
-            finally:
-                progress.close()
-
+            pool = multiprocessing.get_context("spawn").Pool(opts["concurrency"], initializer=_client_init)
+            targets = {name: (server.port, ENDPOINTS[name]) for name in active}
+            rounds = self._alternate(pool, targets, opts, user_agent)
             for name in active:
                 results[name] = self._summarise(ENDPOINTS[name], rounds[name])
             return results
@@ -412,17 +502,50 @@ class Command(BaseCommand):
                     server.stop()
                     self.stdout.write("gunicorn stopped")
 
-    def _round(self, pool, path: str, opts, progress) -> dict:
+    def _check_health(self, server: Gunicorn) -> None:
+        status, body = server.wait_healthy()
+        if status != 200:
+            failing = {k: v.get("detail") for k, v in body.get("checks", {}).items() if not v.get("ok")}
+            self.stderr.write(
+                f"warning: /health/ answers {status} ({failing or body}); benchmarking anyway "
+                "(the endpoints measured may not need the failing service)"
+            )
+
+    def _alternate(self, pool, targets: dict[str, tuple[int, str]], opts, user_agent: str) -> dict[str, list]:
+        """Warm every target up, then ``--rounds`` rounds over all of them, alternating their order."""
+        names = list(targets)
+        for name in names:  # every worker imports and caches what it needs before anything is measured
+            port, path = targets[name]
+            warm = _chunks(max(opts["concurrency"] * 5, opts["workers"] * 10), opts["concurrency"])
+            pool.map(_client_chunk, [(port, path, n, 30.0, user_agent) for n in warm])
+        rounds: dict[str, list[dict]] = {name: [] for name in names}
+        progress = self._progress(opts["rounds"] * len(names) * opts["requests"], opts["no_progress"])
+        try:
+            for r in range(opts["rounds"]):
+                shift = r % len(names)
+                order = names[shift:] + names[:shift]
+                if r % 2:
+                    order.reverse()
+                for name in order:
+                    progress.set_description(f"round {r + 1}/{opts['rounds']} {name}")
+                    port, path = targets[name]
+                    rounds[name].append(self._round(pool, port, path, opts["requests"], opts, progress, user_agent))
+        finally:
+            progress.close()
+        return rounds
+
+    def _round(self, pool, port: int, path: str, requests: int, opts, progress, user_agent: str) -> dict:
         latencies: list[float] = []
         errors: Counter[str] = Counter()
         starts, ends = [], []
-        tasks = [(path, n, 30.0) for n in _chunks(opts["requests"], opts["concurrency"])]
+        tasks = [(port, path, n, 30.0, user_agent) for n in _chunks(requests, opts["concurrency"])]
         for lat, errs, start, end in pool.imap_unordered(_client_chunk, tasks):
             latencies.extend(lat)
             errors.update(errs)
             starts.append(start)
             ends.append(end)
-            progress.update(len(lat) + sum(errs.values()))
+            if progress is not None:
+                progress.update(len(lat) + sum(errs.values()))
         wall = max(ends) - min(starts)
         latencies.sort()
         return {
@@ -433,6 +556,119 @@ class Command(BaseCommand):
             "p50_ms": round(_percentile(latencies, 0.50) * 1000, 3) if latencies else None,
             "p95_ms": round(_percentile(latencies, 0.95) * 1000, 3) if latencies else None,
         }
+
+    # ----------------------------------------------------------------------- section: logging
+    def _bench_logging(self, root: Path, variants: list[str], opts, run_id: str) -> dict:
+        from django.db import connections
+
+        path = opts["logging_path"]
+        user_agent = f"{USER_AGENT}/{run_id}/logging"
+        servers = {
+            v: Gunicorn(root=root, workers=opts["workers"], env=self._server_env(opts, NEXUS_REQUEST_LOGGING=v))
+            for v in variants
+        }
+        flusher = Flusher(root=root, env=self._server_env(opts))
+        pool = None
+        try:
+            flusher.start()
+            for variant, server in servers.items():
+                self.stdout.write(
+                    f"starting gunicorn with NEXUS_REQUEST_LOGGING={variant} "
+                    f"({opts['workers']} sync workers) on {HOST}:{server.port}"
+                )
+                server.start()
+            for variant, server in servers.items():
+                self._check_health(server)
+                code, payload = _get(server.port, path, timeout=30)
+                if not 200 <= code < 300:
+                    raise CommandError(f"GET {path} answered {code} with logging {variant}: {payload[:200]!r}")
+            self.stdout.write(f"flushing with `manage.py flush_request_logs --loop` (pid {flusher.proc.pid})")
+
+            connections.close_all()
+            pool = multiprocessing.get_context("spawn").Pool(opts["concurrency"], initializer=_client_init)
+            rounds = self._alternate(pool, {v: (s.port, path) for v, s in servers.items()}, opts, user_agent)
+            rows = {v: self._summarise(path, rounds[v]) for v in variants}
+            ratios = {v: self._paired_ratio(rounds[v], rounds["off"]) for v in variants if v != "off"}
+
+            zero_loss = None
+            if opts["zero_loss"] and "on" in servers:
+                zero_loss = self._zero_loss(pool, servers["on"], flusher, path, opts, run_id)
+            return {"path": path, "variants": rows, "ratio_over_off": ratios, "zero_loss": zero_loss}
+        finally:
+            with _sigint_ignored():
+                try:
+                    if pool is not None:
+                        pool.terminate()
+                        pool.join()
+                finally:
+                    for server in servers.values():
+                        server.stop()
+                    flusher.stop()
+                    self.stdout.write("gunicorn servers and the flusher stopped")
+
+    def _zero_loss(self, pool, server: Gunicorn, flusher: Flusher, path: str, opts, run_id: str) -> dict:
+        """N requests, a graceful stop, a last flush: the rows those requests left must number exactly N."""
+        from django.db import close_old_connections
+
+        from nexus_backend.tracking import flusher as request_log_flusher
+        from nexus_backend.tracking.models import RequestLog
+
+        requests = opts["zero_loss"]
+        user_agent = f"{USER_AGENT}/{run_id}/zero-loss"
+        self.stdout.write(f"zero-loss check: {requests:,} requests to the logging-on server, then SIGTERM")
+        sent = self._round(pool, server.port, path, requests, opts, None, user_agent)
+        stop_started = time.monotonic()
+        graceful = server.stop()
+        stopped_in = time.monotonic() - stop_started
+        flusher_clean = flusher.stop()  # SIGTERM: it makes a last pass before exiting
+        close_old_connections()
+        final = request_log_flusher.flush()  # anything that arrived after the flusher's last pass
+        rows = RequestLog.objects.filter(user_agent=user_agent).count()
+        return {
+            "requests": requests,
+            "answered_2xx": sent["ok"],
+            "errors": sent["errors"],
+            "graceful_stop": graceful,
+            "stop_s": round(stopped_in, 2),
+            "flusher_stopped_cleanly": flusher_clean,
+            "records_in_final_flush": final.records,
+            "rows": rows,
+            "exact": rows == sent["ok"] == requests,
+        }
+
+    @staticmethod
+    def _paired_ratio(rounds: list[dict], baseline: list[dict]) -> dict | None:
+        pairs = [
+            (a["requests_per_s"], b["requests_per_s"], a["p50_ms"], b["p50_ms"])
+            for a, b in zip(rounds, baseline, strict=True)
+            if a["requests_per_s"] and b["requests_per_s"] and a["p50_ms"] and b["p50_ms"]
+        ]
+        if not pairs:
+            return None
+        return {
+            "throughput": round(statistics.median(a / b for a, b, _, _ in pairs), 3),
+            "p50_latency": round(statistics.median(c / d for _, _, c, d in pairs), 3),
+            "per_round_throughput": [round(a / b, 3) for a, b, _, _ in pairs],
+        }
+
+    def _delete_bench_logs(self, run_id: str) -> None:
+        """The request logs this run made are measurements, not traffic: remove them (unless --keep-logs).
+
+        The servers were stopped gracefully, so their records are in the stream (or the spool): flush first."""
+        import redis
+        from django.db import DatabaseError, close_old_connections
+        from django.db.models import Q
+
+        from nexus_backend.tracking import flusher
+        from nexus_backend.tracking.models import RequestLog
+
+        close_old_connections()
+        with contextlib.suppress(DatabaseError, redis.RedisError, OSError):
+            flusher.flush()
+        with contextlib.suppress(DatabaseError):
+            RequestLog.objects.filter(
+                Q(user_agent__startswith=f"{USER_AGENT}/{run_id}/") | Q(user_agent=f"{USER_AGENT}/setup")
+            ).delete()
 
     @staticmethod
     def _summarise(path: str, rounds: list[dict]) -> dict:
@@ -453,23 +689,13 @@ class Command(BaseCommand):
             "rounds": rounds,
         }
 
-    @staticmethod
-    def _ratio(endpoints: dict) -> dict | None:
+    @classmethod
+    def _ratio(cls, endpoints: dict) -> dict | None:
         api, bare = endpoints.get("api"), endpoints.get("bare")
         if not api or not bare or "skipped" in api or "skipped" in bare:
             return None
         # Paired per round (both ran in the same round, side by side), then the median across rounds.
-        pairs = [
-            (a["requests_per_s"], b["requests_per_s"], a["p50_ms"], b["p50_ms"])
-            for a, b in zip(api["rounds"], bare["rounds"], strict=True)
-            if a["requests_per_s"] and b["requests_per_s"] and a["p50_ms"] and b["p50_ms"]
-        ]
-        if not pairs:
-            return None
-        return {
-            "throughput": round(statistics.median(a / b for a, b, _, _ in pairs), 3),
-            "p50_latency": round(statistics.median(c / d for _, _, c, d in pairs), 3),
-        }
+        return cls._paired_ratio(api["rounds"], bare["rounds"])
 
     @staticmethod
     def _progress(total: int, disabled: bool):
@@ -521,34 +747,60 @@ class Command(BaseCommand):
     # ----------------------------------------------------------------------- output
     def _print_table(self, result: dict) -> None:
         s, machine = result["settings"], result["environment"]
-        head = ("endpoint", "path", "req/s", "p50 ms", "p95 ms", "ok", "errors")
+        head = ("server", "path", "req/s", "p50 ms", "p95 ms", "ok", "errors")
+        row_format = "  {:<12} {:<14} {:>9} {:>9} {:>9} {:>7} {:>7}"
+        rule = row_format.format(*("-" * w for w in (12, 14, 9, 9, 9, 7, 7)))
         lines = [
             "",
             f"Nexus bench  {result['timestamp']}  ({s['rounds']} rounds x {s['requests_per_round']} requests "
-            f"per endpoint, {s['concurrency']} clients, gunicorn {s['gunicorn_workers']} sync workers, "
+            f"per server, {s['concurrency']} clients, gunicorn {s['gunicorn_workers']} sync workers, "
             f"{machine['cpu_count']} CPUs, services: {machine['service_mode']})",
-            "",
-            "  {:<8} {:<14} {:>9} {:>9} {:>9} {:>7} {:>7}".format(*head),
-            "  {:<8} {:<14} {:>9} {:>9} {:>9} {:>7} {:>7}".format(*("-" * w for w in (8, 14, 9, 9, 9, 7, 7))),
         ]
-        for name, row in result["endpoints"].items():
-            if "skipped" in row:
-                lines.append(f"  {name:<8} {row['path']:<14} skipped: {row['skipped']}")
-                continue
-            rps, p50, p95 = _fmt(row["requests_per_s"], 1), _fmt(row["p50_ms"], 2), _fmt(row["p95_ms"], 2)
-            ok, errors = row["ok"], sum(row["errors"].values())
-            lines.append(f"  {name:<8} {row['path']:<14} {rps:>9} {p50:>9} {p95:>9} {ok:>7} {errors:>7}")
-            if row["errors"]:
-                lines.append(f"  {'':<8} errors: {row['errors']}")
-        lines.append("")
-        ratio = result["ratio_api_over_bare"]
-        if ratio:
-            lines.append(
-                f"  api / bare: throughput x{ratio['throughput']:.3f}, "
-                f"median latency x{ratio['p50_latency']:.2f}  (medians of per-round ratios)"
-            )
-        else:
-            lines.append("  api / bare: n/a (both rows are needed)")
+
+        def add_rows(rows: dict, label) -> None:
+            lines.extend(["", row_format.format(*head), rule])
+            for name, row in rows.items():
+                if "skipped" in row:
+                    lines.append(f"  {label(name):<12} {row['path']:<14} skipped: {row['skipped']}")
+                    continue
+                rps, p50, p95 = _fmt(row["requests_per_s"], 1), _fmt(row["p50_ms"], 2), _fmt(row["p95_ms"], 2)
+                errors = sum(row["errors"].values())
+                lines.append(row_format.format(label(name), row["path"], rps, p50, p95, row["ok"], errors))
+                if row["errors"]:
+                    lines.append(f"  {'':<12} errors: {row['errors']}")
+
+        if result["endpoints"]:
+            add_rows(result["endpoints"], lambda name: name)
+            lines.append("")
+            ratio = result["ratio_api_over_bare"]
+            if ratio:
+                lines.append(
+                    f"  api / bare: throughput x{ratio['throughput']:.3f}, "
+                    f"median latency x{ratio['p50_latency']:.2f}  (medians of per-round ratios)"
+                )
+            else:
+                lines.append("  api / bare: n/a (both rows are needed)")
+
+        logging = result.get("logging")
+        if logging:
+            add_rows(logging["variants"], lambda name: f"logging {name}")
+            lines.append("")
+            for variant, ratio in logging["ratio_over_off"].items():
+                if ratio:
+                    rounds = ", ".join(f"{r:.3f}" for r in ratio["per_round_throughput"])
+                    lines.append(
+                        f"  logging {variant} / off: throughput x{ratio['throughput']:.3f}, median latency "
+                        f"x{ratio['p50_latency']:.2f}  (per round: {rounds})"
+                    )
+            zero = logging.get("zero_loss")
+            if zero:
+                verdict = "exact" if zero["exact"] else "NOT EXACT"
+                lines.append(
+                    f"  zero loss: {zero['requests']:,} requests, {zero['answered_2xx']:,} answered 2xx, graceful "
+                    f"stop {'yes' if zero['graceful_stop'] else 'NO'} ({zero['stop_s']:.1f} s), "
+                    f"RequestLog rows: {zero['rows']:,}  -> {verdict}"
+                )
+
         reports = result["reports"]
         if reports:
             if "skipped" in reports:

@@ -1,0 +1,103 @@
+"""One middleware, first in ``MIDDLEWARE``, doing three things in order (DESIGN.md §2):
+
+1. **client IP**: resolved once (``client_ip.py``) and stored as ``request.client_ip``;
+2. **block list**: an in-process set (``blocklist.py``), no query per request; a blocked address gets 403 JSON;
+3. **request log**: after the response, one tuple appended to the in-process buffer (``recorder.py``); the
+   tracking thread and the flusher do the rest. Blocked requests are logged too (the detector wants them).
+
+``NEXUS_REQUEST_LOGGING``: ``on`` (default), ``off``, or ``sync`` — the naive synchronous INSERT per request,
+kept only so that ``manage.py bench`` can show what it costs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.utils.functional import SimpleLazyObject, empty
+
+from . import client_ip
+from .blocklist import BLOCKLIST
+from .recorder import LIMITS, RECORDER
+
+logger = logging.getLogger(__name__)
+
+BLOCKED_BODY = {"detail": "Requests from your address are blocked.", "code": "ip_blocked"}
+
+
+def _user_id(request) -> int | None:
+    """The authenticated user's id, if something already resolved the user; never costs a query here."""
+    user = request.__dict__.get("user")
+    if user is None:
+        return None
+    if isinstance(user, SimpleLazyObject):
+        if user._wrapped is empty:  # nobody looked at request.user: do not load the session for the log
+            return None
+        user = user._wrapped
+    return user.pk if getattr(user, "is_authenticated", False) else None
+
+
+class RequestTrackingMiddleware:
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.time()
+        start = time.perf_counter()
+        ip = client_ip.resolve(request.META, settings.NEXUS_TRUSTED_PROXIES)
+        request.client_ip = ip
+
+        if not RECORDER.running:
+            RECORDER.start()  # the tracking thread also polls the block list's version
+        if BLOCKLIST.needs_reload():
+            BLOCKLIST.reload()
+        if ip is not None and BLOCKLIST.size and BLOCKLIST.match(ip):
+            response = JsonResponse(BLOCKED_BODY, status=403)
+            response._has_been_logged = True  # no WARNING line per blocked request (a flood would flood the log)
+        else:
+            response = self.get_response(request)
+
+        mode = settings.NEXUS_REQUEST_LOGGING
+        if mode == "on":
+            meta = request.META
+            RECORDER.record(
+                ip,
+                request.method,
+                request.path,
+                response.status_code,
+                started,
+                time.perf_counter() - start,
+                _user_id(request),
+                meta.get("HTTP_USER_AGENT", ""),
+                meta.get("HTTP_REFERER", ""),
+            )
+        elif mode == "sync":
+            self._insert_now(request, response, ip, started, start)
+        return response
+
+    @staticmethod
+    def _insert_now(request, response, ip, started, start) -> None:
+        """The learners' version, for the benchmark only: one INSERT per request, on the request path."""
+        import uuid
+        from datetime import UTC, datetime
+
+        from .models import RequestLog
+
+        meta = request.META
+        RequestLog.objects.create(
+            request_id=uuid.uuid4(),
+            ip_address=ip,
+            timestamp=datetime.fromtimestamp(started, UTC),
+            method=request.method[: LIMITS["method"]],
+            path=request.path[: LIMITS["path"]],
+            status_code=response.status_code,
+            duration_ms=(time.perf_counter() - start) * 1000,
+            user_id=_user_id(request),
+            user_agent=meta.get("HTTP_USER_AGENT", "")[: LIMITS["user_agent"]],
+            referrer=meta.get("HTTP_REFERER", "")[: LIMITS["referrer"]],
+        )

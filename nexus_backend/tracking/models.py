@@ -1,0 +1,75 @@
+"""What the security track records and enforces: one row per request, and the addresses that get 403.
+
+The curriculum's names are kept (``RequestLog(ip_address, timestamp, path)``, ``BlockedIP(ip_address)``);
+the extra fields are what a detector needs (DESIGN.md §8: status, method, user agent and referrer matter more
+than rate).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.indexes import BrinIndex
+from django.db import models
+from django.utils import timezone
+
+from .fields import NetworkField
+
+
+class RequestLog(models.Model):
+    """One HTTP request. Written in batches by the flusher (``COPY``), never by the request itself.
+
+    ``request_id`` is made by the web process when the request is recorded; it is unique, so a batch that is
+    delivered twice (a retry after a crash between the database commit and the acknowledgement) is inserted
+    once. ``user`` keeps the id even after the user is deleted: logs are history (no database constraint).
+    """
+
+    request_id = models.UUIDField(unique=True, editable=False)
+    ip_address = models.GenericIPAddressField(
+        null=True, blank=True, help_text="The resolved client address (empty when the server gave none)."
+    )
+    timestamp = models.DateTimeField(help_text="When the request arrived.")
+    method = models.CharField(max_length=16)
+    path = models.CharField(max_length=2048)
+    status_code = models.PositiveSmallIntegerField()
+    duration_ms = models.FloatField(help_text="Time spent in Django, middleware included.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    user_agent = models.CharField(max_length=512, blank=True)
+    referrer = models.CharField(max_length=1024, blank=True)
+
+    class Meta:
+        indexes = [
+            # Append-only and time-ordered: a BRIN index is tiny and serves range scans and retention pruning.
+            BrinIndex(fields=["timestamp"], name="tracking_rl_timestamp_brin"),
+            models.Index(fields=["ip_address", "timestamp"], name="tracking_rl_ip_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.ip_address} {self.method} {self.path} {self.status_code}"
+
+
+class BlockedIP(models.Model):
+    """An address or a CIDR network answered 403, until ``expires_at`` (never, when empty)."""
+
+    ip_address = NetworkField(unique=True, help_text="An address (203.0.113.7) or a CIDR network (10.0.0.0/8).")
+    reason = models.CharField(max_length=255, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: blocked until removed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "blocked IP"
+        verbose_name_plural = "blocked IPs"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.ip_address
+
+    @property
+    def is_active(self) -> bool:
+        return self.expires_at is None or self.expires_at > timezone.now()

@@ -1,0 +1,89 @@
+"""Client IP resolution: REMOTE_ADDR, or X-Forwarded-For counted from the right by the trusted proxies."""
+
+from __future__ import annotations
+
+import pytest
+
+from nexus_backend.tracking.client_ip import normalize_ip, resolve
+
+CLIENT = "203.0.113.7"  # the real client
+VICTIM = "198.51.100.99"  # an address an attacker would like to frame
+PROXY1, PROXY2 = "10.0.0.1", "10.0.0.2"  # our proxies: PROXY1 faces the internet, PROXY2 faces the app
+
+
+def through_proxies(trusted: int, client_sent: str | None) -> dict:
+    """The META a request gets after crossing ``trusted`` proxies that each append the peer they saw."""
+    entries = [client_sent] if client_sent else []
+    peer = CLIENT
+    for proxy in [PROXY1, PROXY2][:trusted]:
+        entries.append(peer)
+        peer = proxy
+    meta = {"REMOTE_ADDR": peer}
+    if entries:
+        meta["HTTP_X_FORWARDED_FOR"] = ", ".join(entries)
+    return meta
+
+
+@pytest.mark.parametrize("trusted", [0, 1, 2])
+@pytest.mark.parametrize(
+    "forged",
+    [None, VICTIM, f"{VICTIM}, {VICTIM}", f"{VICTIM}, 127.0.0.1, {VICTIM}", "unknown", "", " , ,", "::1"],
+)
+def test_whatever_the_client_sends_the_resolved_address_is_its_own(trusted, forged):
+    assert resolve(through_proxies(trusted, forged), trusted) == CLIENT
+
+
+@pytest.mark.parametrize("trusted", [1, 2])
+def test_the_left_most_entry_is_never_used(trusted):
+    meta = through_proxies(trusted, VICTIM)
+    assert meta["HTTP_X_FORWARDED_FOR"].split(",")[0].strip() == VICTIM
+    assert resolve(meta, trusted) == CLIENT
+
+
+def test_with_no_trusted_proxy_the_header_is_ignored():
+    assert resolve({"REMOTE_ADDR": CLIENT, "HTTP_X_FORWARDED_FOR": VICTIM}, 0) == CLIENT
+
+
+@pytest.mark.parametrize(
+    ("meta", "trusted"),
+    [
+        ({"REMOTE_ADDR": PROXY1}, 1),  # header missing
+        ({"REMOTE_ADDR": PROXY2, "HTTP_X_FORWARDED_FOR": CLIENT}, 2),  # shorter than the proxy chain
+        ({"REMOTE_ADDR": PROXY1, "HTTP_X_FORWARDED_FOR": f"{VICTIM}, not-an-ip"}, 1),  # garbage where an IP must be
+        ({"REMOTE_ADDR": PROXY1, "HTTP_X_FORWARDED_FOR": f"{VICTIM},"}, 1),  # empty entry
+    ],
+)
+def test_a_header_that_does_not_fit_the_proxy_chain_falls_back_to_the_peer(meta, trusted):
+    assert resolve(meta, trusted) == meta["REMOTE_ADDR"]
+
+
+def test_unusable_remote_addr_is_none():
+    assert resolve({}, 0) is None
+    assert resolve({"REMOTE_ADDR": ""}, 0) is None
+    assert resolve({"REMOTE_ADDR": "garbage"}, 0) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        (" 203.0.113.7 ", "203.0.113.7"),
+        ("203.0.113.7:51234", "203.0.113.7"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("2001:DB8:0:0::1", "2001:db8::1"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("fe80::1%eth0", "fe80::1"),
+        ("999.1.1.1", None),
+        ("[2001:db8::1", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_normalize_ip(raw, normal):
+    assert normalize_ip(raw) == normal
+
+
+def test_ports_and_mapped_addresses_resolve_to_one_spelling():
+    meta = {"REMOTE_ADDR": PROXY1, "HTTP_X_FORWARDED_FOR": "::ffff:203.0.113.7"}
+    assert resolve(meta, 1) == CLIENT
+    assert resolve({"REMOTE_ADDR": "[::ffff:203.0.113.7]:80"}, 0) == CLIENT
