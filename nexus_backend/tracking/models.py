@@ -8,6 +8,7 @@ than rate).
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.utils import timezone
@@ -73,3 +74,32 @@ class BlockedIP(models.Model):
     @property
     def is_active(self) -> bool:
         return self.expires_at is None or self.expires_at > timezone.now()
+
+
+class SuspiciousIP(models.Model):
+    """An address the detector flagged (``nexus_backend.tracking.detection``): one row per address, updated when a
+    later window flags it again (``windows`` counts the windows; rules accumulate; the score keeps its highest).
+    Written only by ``detection.services.suspicious_ip_upsert`` (one ``INSERT … ON CONFLICT``), so running the
+    hourly task twice over the same window changes nothing."""
+
+    ip_address = models.GenericIPAddressField(unique=True)
+    reason = models.CharField(max_length=255, help_text="The rules' reasons in the latest window, in words.")
+    rules = ArrayField(models.CharField(max_length=64), default=list, help_text="Every rule it ever tripped.")
+    score = models.FloatField(help_text="The highest score seen (0-1).")
+    evidence = models.JSONField(default=dict, help_text="Counts and sample paths of the latest window.")
+    first_seen = models.DateTimeField(help_text="Its first request in a flagged window.")
+    last_seen = models.DateTimeField(help_text="Its last request in a flagged window.")
+    window_start = models.DateTimeField(help_text="The latest window that flagged it.")
+    window_end = models.DateTimeField()
+    windows = models.PositiveIntegerField(default=1, help_text="How many windows flagged it (repeat offenders).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "suspicious IP"
+        verbose_name_plural = "suspicious IPs"
+        ordering = ["-last_seen"]
+        indexes = [models.Index(fields=["-last_seen"], name="tracking_sip_last_seen")]
+
+    def __str__(self) -> str:
+        return f"{self.ip_address} ({', '.join(self.rules)}; {self.score:.2f})"

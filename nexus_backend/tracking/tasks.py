@@ -21,3 +21,23 @@ def flush_request_logs() -> dict:
 def prune_request_logs() -> int:
     """Beat, daily: delete request logs older than NEXUS_REQUEST_LOG_RETENTION_DAYS."""
     return services.request_log_prune()
+
+
+@shared_task(acks_late=True)  # idempotent: the same window upserts the same SuspiciousIP rows
+def detect_suspicious_ips(window_start: str | None = None, window_end: str | None = None) -> dict:
+    """Beat, hourly: the detector over the last complete window of RequestLog -> SuspiciousIP (and auto-blocks)."""
+    from datetime import datetime
+
+    from .detection.services import detect_window
+
+    start = datetime.fromisoformat(window_start) if window_start else None
+    end = datetime.fromisoformat(window_end) if window_end else None
+    return detect_window(start=start, end=end).as_dict()
+
+
+@shared_task
+def replay_chunk(path: str, fmt: str, start_line: int, stop_line: int, rules_path: str | None = None) -> dict:
+    """One chunk of a distributed replay: lines [start_line, stop_line) -> a partial per-IP aggregate (JSON)."""
+    from .detection.replay import aggregate_chunk
+
+    return aggregate_chunk(path, fmt, start_line, stop_line, rules_path)

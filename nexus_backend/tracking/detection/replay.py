@@ -1,0 +1,248 @@
+"""Replay: the same detector over log files, in one process or spread over Celery workers.
+
+- ``replay_file(path)``: parse (``parsers``), count identical requests, classify (``aggregate``), judge
+  (``detector``). ``result.flagged`` is one ``Finding`` per flagged address.
+- ``replay_distributed(path, chunks=n)``: the file is cut into ``n`` line ranges; each Celery task
+  (``tracking.tasks.replay_chunk``) returns the partial per-IP aggregate of its range; they are merged here and
+  judged once, which gives exactly what ``replay_file`` gives (aggregates merge exactly: counts add, sets unite).
+- ``request_log_load`` / ``request_log_export_jsonl``: a log into ``RequestLog`` and back out as the app's JSONL.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+
+from .aggregate import Aggregator, GroupCounter
+from .detector import Finding, by_ip, judge
+from .parsers import LogReader, ParseStats, Record, format_jsonl, open_log
+from .rules import RuleSet, load_rules
+
+
+@dataclass
+class ReplayResult:
+    path: str
+    format: str
+    stats: ParseStats
+    rules: RuleSet
+    aggregator: Aggregator
+    findings: list[Finding]
+    seconds: float
+    chunks: int = 1
+    verdicts: dict[str, Finding] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.verdicts = by_ip(self.findings)
+
+    @property
+    def flagged(self) -> dict[str, Finding]:
+        return {ip: f for ip, f in self.verdicts.items() if f.flagged}
+
+    @property
+    def addresses(self) -> int:
+        return len({ip for _, ip in self.aggregator.stats})
+
+    def rejudge(self, rules: RuleSet) -> dict[str, Finding]:
+        """Flagged addresses under other parameters (same patterns: no need to read the file again)."""
+        return {ip: f for ip, f in by_ip(judge(self.aggregator, rules)).items() if f.flagged}
+
+    def summary(self) -> str:
+        s = self.stats
+        rate = s.lines / self.seconds if self.seconds else 0.0
+        lines = [
+            f"{self.path}: {self.format} format, {s.lines:,} lines ({s.parsed:,} parsed, {s.malformed:,} malformed, "
+            f"{s.blank:,} blank) in {self.seconds:.2f} s ({rate:,.0f} lines/s"
+            + (f", {self.chunks} chunks" if self.chunks > 1 else "")
+            + ")",
+            f"{self.addresses:,} addresses, {sum(1 for f in self.verdicts.values()):,} tripped a rule, "
+            f"{len(self.flagged):,} flagged (threshold {self.rules.threshold}, rules {self.rules.source})",
+        ]
+        per_rule: dict[str, int] = {}
+        for f in self.flagged.values():
+            for rule in f.rules:
+                per_rule[rule] = per_rule.get(rule, 0) + 1
+        if per_rule:
+            lines.append("flagged by rule: " + ", ".join(f"{k} {v}" for k, v in sorted(per_rule.items())))
+        for number, why, text in s.examples:
+            lines.append(f"  malformed line {number}: {why}: {text[:120]!r}")
+        return "\n".join(lines)
+
+
+def _progress(records: Iterator[Record], bar) -> Iterator[Record]:
+    n = 0
+    for rec in records:
+        n += 1
+        if n == 50_000:
+            bar.update(n)
+            n = 0
+        yield rec
+    bar.update(n)
+
+
+def replay_file(
+    path: str | Path,
+    *,
+    fmt: str = "auto",
+    rules: RuleSet | None = None,
+    progress: bool = False,
+) -> ReplayResult:
+    """Replay one log file through the detector (raises ``LogError`` when the file cannot be replayed at all)."""
+    rules = rules or load_rules()
+    started = time.perf_counter()
+    reader = open_log(path, fmt)
+    records: Iterable[Record] = reader
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(unit=" lines", unit_scale=True, desc=Path(path).name, mininterval=0.5)
+        records = _progress(iter(reader), bar)
+    aggregator = Aggregator(rules)
+    try:
+        aggregator.add_records(records)
+    finally:
+        if bar is not None:
+            bar.close()
+    findings = judge(aggregator, rules)
+    return ReplayResult(
+        str(path), reader.format, reader.stats, rules, aggregator, findings, time.perf_counter() - started
+    )
+
+
+# ------------------------------------------------------------------------------------------- distributed
+
+
+def _chunk_records(reader: LogReader, start: int, stop: int) -> Iterator[Record]:
+    """Records of lines [start, stop) (0-based), parsed like ``LogReader.__iter__`` does."""
+    from .parsers import COMBINED, COMMON, _Caches, _parse_clf, _parse_jsonl
+
+    caches = _Caches()
+    regex = COMBINED if reader.format == "combined" else COMMON
+    stats = reader.stats
+    for number, line in enumerate(islice(reader.lines(), start, stop), start + 1):
+        stats.lines += 1
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            stats.blank += 1
+            continue
+        rec = _parse_jsonl(line, caches) if reader.format == "jsonl" else _parse_clf(regex, line, caches)
+        if isinstance(rec, str):
+            stats.bad(number, rec, line)
+            continue
+        stats.parsed += 1
+        yield rec
+
+
+def aggregate_chunk(path: str, fmt: str, start: int, stop: int, rules_path: str | None = None) -> dict:
+    """The partial aggregate of lines [start, stop) of ``path`` as JSON (what a Celery worker returns)."""
+    rules = load_rules(rules_path)
+    reader = open_log(path, fmt)
+    counter = GroupCounter(rules.window_seconds)
+    counter.add(_chunk_records(reader, start, stop))
+    aggregator = Aggregator(rules)
+    counter.drain_into(aggregator)
+    return {"aggregate": aggregator.to_json(), "stats": reader.stats.as_dict()}
+
+
+def count_lines(path: str | Path) -> int:
+    return sum(1 for _ in open_log(path, "auto").lines())
+
+
+def replay_distributed(
+    path: str | Path,
+    *,
+    chunks: int = 4,
+    fmt: str = "auto",
+    rules_path: str | None = None,
+    queue: str | None = None,
+    timeout: float = 600,
+) -> ReplayResult:
+    """Replay across Celery workers: line ranges -> partial aggregates (``tasks.replay_chunk``) -> merge -> judge."""
+    from celery import group
+
+    from ..tasks import replay_chunk
+
+    started = time.perf_counter()
+    rules = load_rules(rules_path)
+    reader = open_log(path, fmt)  # checks the file and fixes the format once, for every chunk
+    total = count_lines(path)
+    size = max(1, -(-total // max(1, chunks)))
+    ranges = [(a, min(a + size, total)) for a in range(0, total, size)] or [(0, 0)]
+    options = {"queue": queue} if queue else {}
+    job = group(
+        replay_chunk.signature((str(Path(path).resolve()), reader.format, a, b, rules_path), **options)
+        for a, b in ranges
+    )
+    parts = job.apply_async().get(timeout=timeout)
+    aggregator = Aggregator(rules)
+    stats = ParseStats()
+    for part in parts:  # in chunk order, so the malformed-line examples are the first ones, as in one process
+        aggregator.merge_json(part["aggregate"])
+        p = part["stats"]
+        stats.lines += p["lines"]
+        stats.parsed += p["parsed"]
+        stats.blank += p["blank"]
+        stats.malformed += p["malformed"]
+        for ex in p["examples"]:
+            if len(stats.examples) < len(reader.stats.examples) + 5:
+                stats.examples.append((ex["line"], ex["why"], ex["text"]))
+    stats.examples = stats.examples[:5]
+    findings = judge(aggregator, rules)
+    return ReplayResult(
+        str(path), reader.format, stats, rules, aggregator, findings, time.perf_counter() - started, len(ranges)
+    )
+
+
+# ------------------------------------------------------------------------------------------- RequestLog
+
+
+def request_log_load(records: Iterable[Record], *, batch_size: int = 5_000) -> int:
+    """Insert ``records`` into ``RequestLog`` (what the flusher would have written). Returns rows inserted."""
+    from ..models import RequestLog
+
+    total = 0
+    batch = []
+    for rec in records:
+        batch.append(
+            RequestLog(
+                request_id=uuid.uuid4(),
+                ip_address=rec.ip,
+                timestamp=datetime.fromtimestamp(rec.ts, tz=UTC),
+                method=rec.method,
+                path=rec.path,
+                status_code=rec.status,
+                duration_ms=0.0,
+                user_agent=rec.user_agent,
+                referrer=rec.referrer,
+            )
+        )
+        if len(batch) >= batch_size:
+            RequestLog.objects.bulk_create(batch)
+            total += len(batch)
+            batch = []
+    if batch:
+        RequestLog.objects.bulk_create(batch)
+        total += len(batch)
+    return total
+
+
+def request_log_export_jsonl(path: str | Path, *, start: datetime, end: datetime) -> int:
+    """``RequestLog`` rows in ``[start, end)`` as the app's JSONL export (what ``replay_log --format jsonl`` reads)."""
+    from ..models import RequestLog
+
+    rows = (
+        RequestLog.objects.filter(timestamp__gte=start, timestamp__lt=end, ip_address__isnull=False)
+        .order_by("timestamp", "id")
+        .values_list("timestamp", "ip_address", "method", "path", "status_code", "user_agent", "referrer")
+    )
+    n = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        for ts, ip, method, p, status, agent, referrer in rows.iterator(chunk_size=5_000):
+            fh.write(format_jsonl(Record(ts.timestamp(), ip, method, p, status, agent, referrer)) + "\n")
+            n += 1
+    return n
