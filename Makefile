@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 PROFILE ?= ci
+VOTES ?= 100k
+SEED ?= 0
+PREFIX ?= gen_
 export PYTHONDONTWRITEBYTECODE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -14,6 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1mmake %-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: PROFILE=ci|full (notebook parameters), DATABASE_URL / REDIS_URL / CELERY_BROKER_URL (services)"
+	@echo "             BENCH_ARGS / BENCH_CACHE_ARGS (manage.py bench / bench_cache options, e.g. --votes 100000)"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 2; }
@@ -71,11 +75,16 @@ beat: $(STAMP) ## Run Celery beat (the schedule lives in settings)
 lab: migrate ## Open JupyterLab on notebooks/ with the project's environment
 	@$(BIN)/jupyter lab --notebook-dir=notebooks
 
-bench: migrate ## Benchmarks: API vs bare view under gunicorn (BENCH_ARGS=--reports adds the report pipeline's time)
+bench: migrate ## Benchmarks under gunicorn: API vs bare view, then poll results cached vs uncached vs bare (1M votes); then vote counting strategies at 10k/100k/1M (BENCH_VOTES_ARGS)
 	@$(PY) manage.py bench $(BENCH_ARGS)
+	@$(PY) manage.py bench_cache $(BENCH_CACHE_ARGS)
+	@$(PY) manage.py bench_votes $(BENCH_VOTES_ARGS)
+
+data: migrate ## Generate seeded polls, users and votes with COPY (VOTES=100k SEED=0 PREFIX=gen_; DELETE=1 removes them)
+	@$(PY) manage.py gen_votes --votes $(VOTES) --seed $(SEED) --prefix $(PREFIX) $(if $(DELETE),--delete,)
 
 clean: ## Remove generated reports and caches (keeps .venv and .nexus)
 	@find . -name __pycache__ -prune -exec rm -rf {} + ; rm -rf .pytest_cache .ruff_cache
 	@find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 
-.PHONY: help install services stop doctor migrate seed reports notebooks test lint format schema serve worker beat lab bench clean
+.PHONY: help install services stop doctor migrate seed reports notebooks test lint format schema serve worker beat lab bench data clean

@@ -76,9 +76,13 @@ INSTALLED_APPS = [
     "strawberry_django",
     "nexus_backend.core",
     "nexus_backend.polls",
+    "nexus_backend.tracking",
+    "nexus_backend.caching",
 ]
 
 MIDDLEWARE = [
+    # First: client IP, block list (403 before anything else runs), request log (nexus_backend/tracking).
+    "nexus_backend.tracking.middleware.RequestTrackingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -205,6 +209,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "nexus_backend.polls.tasks.close_expired_polls",
         "schedule": crontab(minute="*"),
     },
+    "refresh-vote-summary": {  # the materialised-view counting strategy (nexus_backend/polls/counting.py)
+        "task": "nexus_backend.polls.tasks.refresh_vote_summary",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(state_dir() / "celerybeat-schedule")
 
@@ -221,3 +230,100 @@ LOGGING = {
 }
 
 NEXUS_PROJECT_ROOT = BASE_DIR
+
+# ---------------------------------------------------------------- Caching
+# Poll list/detail/results cached in CACHES["default"] (nexus_backend/caching: keys and TTLs in keys.py).
+NEXUS_CACHE = {
+    "ENABLED": env_bool("NEXUS_CACHE_ENABLED", True),  # false: every read from the database (benchmark baseline)
+    "ALIAS": "default",
+    "INVALIDATION": os.environ.get("NEXUS_CACHE_INVALIDATION", "precise"),  # precise | global | ttl
+    "TTL": {},  # per-namespace overrides in seconds, e.g. {"poll_results": 60}
+    "RETRY_AFTER": 5.0,  # after a Redis error, seconds served from the database before trying Redis again
+}
+CELERY_BEAT_SCHEDULE["snapshot-cache-metrics"] = {
+    "task": "nexus_backend.caching.tasks.snapshot_cache_metrics",
+    "schedule": crontab(minute="*"),
+}
+
+# ---------------------------------------------------------------- Tracking
+# Client IP, request log, block list and rate limits (nexus_backend/tracking; README "Request tracking").
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"error: {name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SystemExit(f"error: {name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_float(name: str, default: float, minimum: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"error: {name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise SystemExit(f"error: {name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_rate(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip() or default
+    count, _, period = value.partition("/")
+    if not (
+        count.isdigit()
+        and int(count) > 0
+        and period in ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")
+    ):
+        raise SystemExit(f"error: {name} must be a rate like 5/min, 100/hour or 2/s, got {value!r}")
+    return value
+
+
+def env_logging_mode(name: str) -> str:
+    value = os.environ.get(name, "on").strip().lower() or "on"
+    value = {"1": "on", "true": "on", "yes": "on", "0": "off", "false": "off", "no": "off"}.get(value, value)
+    if value not in ("on", "off", "sync"):
+        raise SystemExit(f"error: {name} must be on, off or sync (sync: the slow per-request INSERT), got {value!r}")
+    return value
+
+
+# How many reverse proxies in front of the app append to X-Forwarded-For (0: use REMOTE_ADDR, ignore the header).
+NEXUS_TRUSTED_PROXIES = env_int("NEXUS_TRUSTED_PROXIES", 0)
+NEXUS_REQUEST_LOGGING = env_logging_mode("NEXUS_REQUEST_LOGGING")  # on | off | sync
+NEXUS_REQUEST_LOG_BUFFER_SECONDS = env_float("NEXUS_REQUEST_LOG_BUFFER_SECONDS", 0.25, 0.01)
+NEXUS_REQUEST_LOG_FLUSH_SECONDS = env_float("NEXUS_REQUEST_LOG_FLUSH_SECONDS", 5.0, 0.5)
+NEXUS_REQUEST_LOG_SPOOL_DIR = os.environ.get("NEXUS_REQUEST_LOG_SPOOL_DIR") or str(state_dir() / "spool" / "requestlog")
+NEXUS_REQUEST_LOG_RETENTION_DAYS = env_int("NEXUS_REQUEST_LOG_RETENTION_DAYS", 30, 1)
+NEXUS_BLOCKLIST_REFRESH_SECONDS = env_float("NEXUS_BLOCKLIST_REFRESH_SECONDS", 1.0, 0.05)
+NEXUS_BLOCKLIST_MAX_AGE_SECONDS = env_float("NEXUS_BLOCKLIST_MAX_AGE_SECONDS", 60.0, 1.0)
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "login_anon": env_rate("NEXUS_RATE_LOGIN_ANON", "5/min"),  # POST /api/auth/token/, per client IP
+    "login_user": env_rate("NEXUS_RATE_LOGIN_USER", "10/min"),  # the same, by a logged-in user, per user
+    "vote_user": env_rate("NEXUS_RATE_VOTE_USER", "10/min"),  # POST /api/polls/{id}/vote/, per user
+    "vote_ip": env_rate("NEXUS_RATE_VOTE_IP", "200/min"),  # the same, per client IP (many accounts, one machine)
+}
+CELERY_BEAT_SCHEDULE["flush-request-logs"] = {
+    "task": "nexus_backend.tracking.tasks.flush_request_logs",
+    "schedule": NEXUS_REQUEST_LOG_FLUSH_SECONDS,
+    "options": {"expires": NEXUS_REQUEST_LOG_FLUSH_SECONDS * 2},  # a backlog of flushes is pointless
+}
+CELERY_BEAT_SCHEDULE["prune-request-logs"] = {
+    "task": "nexus_backend.tracking.tasks.prune_request_logs",
+    "schedule": crontab(hour=3, minute=17),
+}
+
+# ---------------------------------------------------------------- Detection
+# Suspicious-IP detection (nexus_backend/tracking/detection; README "Suspicious-IP detection").
+# A rules file laid over nexus_backend/tracking/detection/rules.yaml (empty: the defaults).
+NEXUS_DETECTION_RULES = os.environ.get("NEXUS_DETECTION_RULES", "").strip()
+# true: findings of rules marked `block: true` also block the address for the rule's block_minutes.
+NEXUS_DETECTION_AUTO_BLOCK = env_bool("NEXUS_DETECTION_AUTO_BLOCK", False)
+CELERY_BEAT_SCHEDULE["detect-suspicious-ips"] = {
+    "task": "nexus_backend.tracking.tasks.detect_suspicious_ips",
+    "schedule": crontab(minute=5),  # hourly, once the last hour's request logs have been flushed
+    "options": {"expires": 3000},
+}

@@ -9,6 +9,7 @@ from nexus_backend.schema import NexusGraphQLView, schema
 api_patterns = [
     path("auth/", include("nexus_backend.core.auth_api")),
     path("", include("nexus_backend.polls.api.urls")),
+    path("metrics/", include("nexus_backend.caching.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -37,6 +37,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
+from nexus_backend.caching import invalidation
+
 from . import counting
 from .services import MAX_OPTIONS, MIN_OPTIONS
 
@@ -218,6 +220,7 @@ def delete(*, prefix: str = DEFAULT_PREFIX) -> dict:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"nexus-datagen:{prefix}"])
         cursor.execute(_IMMEDIATE)
         gone = _delete(cursor, like, user_table)
+        invalidation.everything()  # rows went around the services: the cache drops every entry after commit
     if gone["votes"] >= BULK_VOTES:
         _compact_vote_indexes()
         refresh_statistics(vacuum=True)
@@ -313,6 +316,7 @@ def generate(
             previous = _delete(wrapper, _like(prefix), get_user_model()._meta.db_table, users=False)
             timings["delete_previous_s"] = time.perf_counter() - t
             poll_ids = _load(cursor, scale, rng, prefix=prefix, seed=seed, now=now, bar=bar, timings=timings)
+            invalidation.everything()  # rows went around the services: the cache drops every entry after commit
     finally:
         bar.close()
 

@@ -1,4 +1,7 @@
-"""Writes. Each is one transaction; rules the database can enforce, it enforces (see models.py)."""
+"""Writes. Each is one transaction; rules the database can enforce, it enforces (see models.py).
+
+Each write also tells the cache what it changed (``nexus_backend.caching.invalidation``); the cache acts on it
+after the transaction commits, so a client that wrote reads its write back."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from nexus_backend.caching import invalidation
 from nexus_backend.core.exceptions import Conflict, DomainError, NotFound, PermissionDenied
 
 from . import counting, selectors
@@ -95,6 +99,7 @@ def poll_create(
     Option.objects.bulk_create([Option(poll=poll, text=t, position=i) for i, t in enumerate(texts)])
     if expires_at is not None:
         _schedule_close(poll.pk, expires_at)
+    invalidation.poll_changed(poll_id=poll.pk)
     return poll
 
 
@@ -151,6 +156,7 @@ def poll_update(
         poll.options.all().delete()
         Option.objects.bulk_create([Option(poll=poll, text=t, position=i) for i, t in enumerate(texts)])
     poll.save()
+    invalidation.poll_changed(poll_id=poll.pk)
     return poll
 
 
@@ -161,6 +167,7 @@ def poll_delete(*, poll_id: int, user) -> None:
         raise NotFound(f"Poll {poll_id} does not exist.")
     _check_can_edit(poll, user)
     poll.delete()
+    invalidation.poll_changed(poll_id=poll_id)
 
 
 # Constraint names the database reports on a refused vote, and what each means to the caller.
@@ -207,6 +214,7 @@ def vote_cast(*, poll_id: int, option_id, user, strategy: str | None = None) -> 
             vote = Vote.objects.create(poll_id=poll.pk, option_id=option_id, user=user)
             if counts.maintains_counter:
                 counting.counter_increment(option_id=option_id)
+            invalidation.votes_changed(poll_id=poll.pk)
             return vote
     except IntegrityError as exc:
         meaning = _VOTE_CONSTRAINTS.get(_violated_constraint(exc) or "")
@@ -220,9 +228,17 @@ def vote_cast(*, poll_id: int, option_id, user, strategy: str | None = None) -> 
 def poll_close_if_expired(*, poll_id: int, now: datetime | None = None) -> bool:
     """Close one poll if its expiry has passed; True when this call closed it (idempotent)."""
     now = now or timezone.now()
-    return bool(Poll.objects.filter(pk=poll_id, is_closed=False, expires_at__lte=now).update(is_closed=True))
+    with transaction.atomic():
+        closed = bool(Poll.objects.filter(pk=poll_id, is_closed=False, expires_at__lte=now).update(is_closed=True))
+        if closed:
+            invalidation.poll_changed(poll_id=poll_id)
+    return closed
 
 
 def polls_close_expired(*, now: datetime | None = None) -> int:
     """Mark every poll whose expiry has passed as closed; returns how many changed (idempotent)."""
-    return selectors.polls_due_to_close(now=now).update(is_closed=True)
+    with transaction.atomic():
+        poll_ids = list(selectors.polls_due_to_close(now=now).values_list("pk", flat=True))
+        closed = Poll.objects.filter(pk__in=poll_ids, is_closed=False).update(is_closed=True)
+        invalidation.polls_changed(poll_ids=poll_ids)  # the cache needs to know which
+    return closed
