@@ -2,11 +2,13 @@
 
 Queries: ``polls(active)``, ``poll(id)``, ``results(pollId)``. Mutation: ``vote(pollId, optionId)``.
 A refused operation is a GraphQL error whose ``extensions`` carry the same ``code`` the REST API answers
-(``already_voted``, ``poll_closed``, ``not_found``, ``invalid`` with ``field``, ``not_authenticated``).
+(``already_voted``, ``poll_closed``, ``not_found``, ``invalid`` with ``field``, ``not_authenticated``,
+``throttled``: the REST vote rate limits apply to the mutation too).
 """
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -143,11 +145,28 @@ class Mutation:
             user = info.context.request.user
             if not user.is_authenticated:
                 raise NotAuthenticated("Authentication required: send `Authorization: Bearer <access token>`.")
+            _check_vote_rate(info.context.request)
             return services.vote_cast(
                 poll_id=_id(poll_id, what="Poll"),
                 option_id=_id(option_id, what="optionId", field="option"),
                 user=user,
             )
+
+
+def _check_vote_rate(request) -> None:
+    """The REST vote endpoint's rate limits (per user and per client IP) apply to the mutation too."""
+    from nexus_backend.tracking.throttles import VOTE_THROTTLES
+
+    for throttle_class in VOTE_THROTTLES:
+        throttle = throttle_class()
+        if not throttle.allow_request(request, None):
+            wait = math.ceil(throttle.wait() or 0)
+            raise Throttled(f"Too many votes: try again in {wait} s.")
+
+
+class Throttled(DomainError):
+    status_code = 429
+    code = "throttled"
 
 
 class NotAuthenticated(DomainError):

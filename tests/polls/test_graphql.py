@@ -157,6 +157,21 @@ def test_vote_refusals_carry_the_rest_codes(make_poll, other_user, poll):
     assert Vote.objects.count() == 0
 
 
+def test_vote_mutation_obeys_the_vote_rate_limit(make_poll, other_user, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "vote_user": "2/min"},
+    }
+    polls = [make_poll() for _ in range(3)]
+    for poll in polls[:2]:
+        data_of(gql(VOTE, {"poll": poll.pk, "option": poll.options.first().pk}, user=other_user))
+    error = error_of(gql(VOTE, {"poll": polls[2].pk, "option": polls[2].options.first().pk}, user=other_user))
+    assert error["extensions"]["code"] == "throttled"
+    assert error["extensions"]["status"] == 429
+    assert error["message"].startswith("Too many votes: try again in ")
+    assert Vote.objects.filter(user=other_user).count() == 2
+
+
 def test_session_user_can_vote_with_csrf_and_is_refused_without(other_user, poll):
     client = Client(enforce_csrf_checks=True)
     client.force_login(other_user)
