@@ -79,6 +79,7 @@ bench: migrate ## Benchmarks under gunicorn: API vs bare view, then poll results
 	@$(PY) manage.py bench $(BENCH_ARGS)
 	@$(PY) manage.py bench_cache $(BENCH_CACHE_ARGS)
 	@$(PY) manage.py bench_votes $(BENCH_VOTES_ARGS)
+	@$(PY) manage.py bench_detect $(BENCH_DETECT_ARGS)
 
 data: migrate ## Generate seeded polls, users and votes with COPY (VOTES=100k SEED=0 PREFIX=gen_; DELETE=1 removes them)
 	@$(PY) manage.py gen_votes --votes $(VOTES) --seed $(SEED) --prefix $(PREFIX) $(if $(DELETE),--delete,)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.utils import timezone
 
@@ -46,8 +45,12 @@ class RequestLog(models.Model):
 
     class Meta:
         indexes = [
-            # Append-only and time-ordered: a BRIN index is tiny and serves range scans and retention pruning.
-            BrinIndex(fields=["timestamp"], name="tracking_rl_timestamp_brin"),
+            # The hourly detector reads the newest hour and retention prunes the oldest days. A BRIN index would be
+            # tiny, but it only knows the block ranges VACUUM has summarised: the newest rows (exactly the hour the
+            # detector reads) sit in the unsummarised tail, which every query must scan, so after a bulk load the
+            # window query read all 5M rows (bench_detect: 82,630 lossy heap blocks, 1.3 s). A B-tree on an
+            # append-only column costs little to maintain and finds the window at once, vacuumed or not.
+            models.Index(fields=["timestamp"], name="tracking_rl_timestamp"),
             models.Index(fields=["ip_address", "timestamp"], name="tracking_rl_ip_time"),
         ]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .parsers import Record
+from .parsers import Record, no_gc
 from .rules import RuleSet
 
 SAMPLE = 5
@@ -128,6 +128,16 @@ class Aggregator:
         self._action_methods = set(r["fingerprint_burst"]["methods"])
         self._paths: dict[str, tuple[bool, bool, bool, bool, bool]] = {}
         self._agents: dict[str, tuple[bool, tuple[str, ...]]] = {}
+        self._klass: dict[int, str] = {}
+        self._memo: dict | None = None
+
+    def memo(self) -> dict:
+        """Values the detector derives from these aggregates alone (parsed addresses, shared fingerprints, sorted
+        samples), kept while the aggregates do not change: a parameter sweep judges the same aggregates 50 times.
+        Every method that changes ``stats`` drops it."""
+        if self._memo is None or self._memo.get("_size") != len(self.stats):
+            self._memo = {"_size": len(self.stats)}
+        return self._memo
 
     # ------------------------------------------------------------------ classification (cached per value)
 
@@ -168,6 +178,7 @@ class Aggregator:
         first: float,
         last: float,
     ) -> None:
+        self._memo = None
         key = (window, ip)
         s = self.stats.get(key)
         if s is None:
@@ -177,7 +188,9 @@ class Aggregator:
             s.first = first
         if last > s.last:
             s.last = last
-        klass = f"{status // 100}xx"
+        klass = self._klass.get(status)
+        if klass is None:
+            klass = self._klass[status] = f"{status // 100}xx"
         s.statuses[klass] = s.statuses.get(klass, 0) + count
         static, sensitive, cms, auth, action = self._path_class(path)
         if static:
@@ -222,6 +235,7 @@ class Aggregator:
     def merge(self, other: Aggregator) -> None:
         if other.fingerprint != self.fingerprint:
             raise ValueError("aggregates made with rules that classify requests differently cannot be merged")
+        self._memo = None
         for key, s in other.stats.items():
             mine = self.stats.get(key)
             if mine is None:
@@ -240,6 +254,7 @@ class Aggregator:
     def merge_json(self, data: dict) -> None:
         if data["fingerprint"] != self.fingerprint:
             raise ValueError("a partial aggregate made with other rules cannot be merged")
+        self._memo = None
         for w, ip, raw in data["stats"]:
             s = IPStats.from_json(raw)
             mine = self.stats.get((w, ip))
@@ -276,6 +291,7 @@ class GroupCounter:
 
     def drain_into(self, aggregator: Aggregator) -> None:
         add = aggregator.add_group
-        for (w, ip, method, path, status, agent, referrer), (n, first, last) in self.groups.items():
-            add(w, ip, method, path, status, agent, referrer, n, first, last)
+        with no_gc():
+            for (w, ip, method, path, status, agent, referrer), (n, first, last) in self.groups.items():
+                add(w, ip, method, path, status, agent, referrer, n, first, last)
         self.groups = {}

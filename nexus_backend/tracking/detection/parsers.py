@@ -11,14 +11,17 @@ file, a format that cannot be recognised, a file that cannot be read).
 from __future__ import annotations
 
 import calendar
+import contextlib
+import gc
 import gzip
 import io
 import ipaddress
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
@@ -64,7 +67,9 @@ class ParseStats:
         }
 
 
-_Q = r'"((?:[^"\\]|\\.)*)"'
+# A quoted field with backslash escapes, written as an unrolled loop (``"[^"\\]*(?:\\.[^"\\]*)*"``): the same language
+# as ``"(?:[^"\\]|\\.)*"`` but about 3.5x faster in ``re``, since runs of plain characters match in one step.
+_Q = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
 COMMON = re.compile(r"(\S+) \S+ \S+ \[([^\]]+)\] " + _Q + r" (\d{3}) (?:\d+|-)")
 COMBINED = re.compile(COMMON.pattern + r" " + _Q + r" " + _Q)
 _MONTHS = {m: i for i, m in enumerate(("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec").split(), 1)}
@@ -277,6 +282,187 @@ class LogReader:
         """The raw lines (for cutting a file into chunks)."""
         with self._open() as fh:
             yield from fh
+
+    def count_groups(
+        self,
+        window: int,
+        *,
+        start: int = 0,
+        stop: int | None = None,
+        progress: Callable[[int], object] | None = None,
+    ) -> dict[tuple, list]:
+        """Lines [start, stop) (0-based; default: all) reduced to groups of identical requests, what
+        ``aggregate.GroupCounter`` makes of the records: ``(window start, ip, method, path, status, user agent,
+        referrer) -> [count, first ts, last ts]``. ``stats`` is updated as iterating would update it.
+
+        The fast path of replay: a combined/common line costs one regex match and a few dictionary lookups; no
+        ``Record`` is made. Lines are first counted by their raw fields (address, request line, status, referrer,
+        agent as written); each distinct raw request is then normalised once (query string cut, escapes undone),
+        which gives the same groups as parsing every line."""
+        groups: dict[tuple, list] = {}
+        with self._open() as fh, no_gc():
+            blocks = _blocks(fh, start, stop)
+            if self.format == "jsonl":
+                self._count_jsonl(blocks, start + 1, window, groups, progress)
+            else:
+                raw = self._count_clf(blocks, start + 1, window, progress)
+                _normalise(raw, groups, self.format == "combined")
+        return groups
+
+    def _count_clf(self, blocks: Iterable[list[str]], number: int, window: int, progress) -> dict[tuple, list]:
+        stats = self.stats
+        caches = _Caches()
+        ip_cache = caches.ips
+        times: dict[str, tuple[float, int] | None] = {}
+        match = (COMBINED if self.format == "combined" else COMMON).match
+        raw: dict[tuple, list] = {}
+        get = raw.get
+        seen = parsed = 0
+        for block in blocks:
+            for line in block:
+                m = match(line)
+                if m is None:
+                    self._reject(number, line, "does not match the format")
+                    number += 1
+                    continue
+                g = m.groups()
+                ip = ip_cache.get(g[0], "")
+                if ip == "":
+                    ip = caches.ip(g[0])
+                if ip is None:
+                    self._reject(number, line, f"not an IP address: {g[0][:60]!r}")
+                    number += 1
+                    continue
+                tw = times.get(g[1], 0)
+                if tw == 0:
+                    ts = caches.time(g[1])
+                    tw = None if ts is None else (ts, int(ts // window) * window)
+                    if len(times) > 200_000:
+                        times.clear()
+                    times[g[1]] = tw
+                if tw is None:
+                    self._reject(number, line, f"bad timestamp: {g[1][:40]!r}")
+                    number += 1
+                    continue
+                ts, w = tw
+                key = (w, ip, *g[2:])
+                grp = get(key)
+                if grp is None:
+                    raw[key] = [1, ts, ts]
+                else:
+                    grp[0] += 1
+                    if ts < grp[1]:
+                        grp[1] = ts
+                    elif ts > grp[2]:
+                        grp[2] = ts
+                parsed += 1
+                number += 1
+            seen += len(block)
+            if progress is not None:
+                progress(len(block))
+        stats.lines += seen
+        stats.parsed += parsed
+        return raw
+
+    def _reject(self, number: int, line: str, why: str) -> None:
+        line = line.rstrip("\r\n")
+        if line.strip():
+            self.stats.bad(number, why, line)
+        else:
+            self.stats.blank += 1
+
+    def _count_jsonl(self, blocks: Iterable[list[str]], number: int, window: int, groups: dict, progress) -> None:
+        stats = self.stats
+        caches = _Caches()
+        for block in blocks:
+            for line in block:
+                line = line.rstrip("\r\n")
+                if not line.strip():
+                    stats.blank += 1
+                else:
+                    rec = _parse_jsonl(line, caches)
+                    if isinstance(rec, str):
+                        stats.bad(number, rec, line)
+                    else:
+                        stats.parsed += 1
+                        ts = rec.ts
+                        key = (int(ts // window) * window, rec.ip, rec.method, rec.path, rec.status, rec.user_agent,
+                               rec.referrer)  # fmt: skip
+                        grp = groups.get(key)
+                        if grp is None:
+                            groups[key] = [1, ts, ts]
+                        else:
+                            grp[0] += 1
+                            if ts < grp[1]:
+                                grp[1] = ts
+                            elif ts > grp[2]:
+                                grp[2] = ts
+                number += 1
+            stats.lines += len(block)
+            if progress is not None:
+                progress(len(block))
+
+
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused: building hundreds of thousands of small lists and tuples (none of them
+    in a cycle) otherwise triggers full collections that walk all of them again and again (~20% of a replay)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _blocks(fh, start: int = 0, stop: int | None = None) -> Iterator[list[str]]:
+    """The lines of ``fh`` in lists of about a megabyte (all of them) or 50,000 lines (lines [start, stop))."""
+    if start == 0 and stop is None:
+        while block := fh.readlines(1 << 20):
+            yield block
+        return
+    lines = islice(fh, start, stop)
+    while block := list(islice(lines, 50_000)):
+        yield block
+
+
+def _normalise(raw: dict[tuple, list], groups: dict[tuple, list], combined: bool) -> None:
+    """Raw groups ``(window, ip, request line, status, [referrer, agent])`` -> the groups ``_parse_clf`` records make
+    (each distinct request line, referrer and agent is unescaped and cut once)."""
+    requests: dict[str, tuple[str, str]] = {}
+    referrers: dict[str, str] = {}
+    agents: dict[str, str] = {}
+    statuses: dict[str, int] = {}
+    for key, (n, first, last) in raw.items():
+        w, ip, request, status = key[:4]
+        mp = requests.get(request)
+        if mp is None:
+            mp = requests[request] = _split_request(_unescape(request))
+        code = statuses.get(status)
+        if code is None:
+            code = statuses[status] = int(status)
+        if combined:
+            referrer = referrers.get(key[4])
+            if referrer is None:
+                referrer = _unescape(key[4])
+                referrer = referrers[key[4]] = "" if referrer == "-" else referrer[:1024]
+            agent = agents.get(key[5])
+            if agent is None:
+                agent = _unescape(key[5])
+                agent = agents[key[5]] = "" if agent == "-" else agent[:512]
+        else:
+            referrer = agent = ""
+        nkey = (w, ip, mp[0], mp[1], code, agent, referrer)
+        grp = groups.get(nkey)
+        if grp is None:
+            groups[nkey] = [n, first, last]
+        else:
+            grp[0] += n
+            if first < grp[1]:
+                grp[1] = first
+            if last > grp[2]:
+                grp[2] = last
 
 
 def open_log(path: str | Path, fmt: str = "auto") -> LogReader:

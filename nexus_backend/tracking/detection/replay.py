@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 from pathlib import Path
 
 from .aggregate import Aggregator, GroupCounter
 from .detector import Finding, by_ip, judge
-from .parsers import LogReader, ParseStats, Record, format_jsonl, open_log
+from .parsers import ParseStats, Record, format_jsonl, open_log
 from .rules import RuleSet, load_rules
 
 
@@ -73,17 +72,6 @@ class ReplayResult:
         return "\n".join(lines)
 
 
-def _progress(records: Iterator[Record], bar) -> Iterator[Record]:
-    n = 0
-    for rec in records:
-        n += 1
-        if n == 50_000:
-            bar.update(n)
-            n = 0
-        yield rec
-    bar.update(n)
-
-
 def replay_file(
     path: str | Path,
     *,
@@ -95,16 +83,16 @@ def replay_file(
     rules = rules or load_rules()
     started = time.perf_counter()
     reader = open_log(path, fmt)
-    records: Iterable[Record] = reader
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(unit=" lines", unit_scale=True, desc=Path(path).name, mininterval=0.5)
-        records = _progress(iter(reader), bar)
     aggregator = Aggregator(rules)
     try:
-        aggregator.add_records(records)
+        counter = GroupCounter(rules.window_seconds)
+        counter.groups = reader.count_groups(rules.window_seconds, progress=bar.update if bar is not None else None)
+        counter.drain_into(aggregator)
     finally:
         if bar is not None:
             bar.close()
@@ -117,33 +105,12 @@ def replay_file(
 # ------------------------------------------------------------------------------------------- distributed
 
 
-def _chunk_records(reader: LogReader, start: int, stop: int) -> Iterator[Record]:
-    """Records of lines [start, stop) (0-based), parsed like ``LogReader.__iter__`` does."""
-    from .parsers import COMBINED, COMMON, _Caches, _parse_clf, _parse_jsonl
-
-    caches = _Caches()
-    regex = COMBINED if reader.format == "combined" else COMMON
-    stats = reader.stats
-    for number, line in enumerate(islice(reader.lines(), start, stop), start + 1):
-        stats.lines += 1
-        line = line.rstrip("\r\n")
-        if not line.strip():
-            stats.blank += 1
-            continue
-        rec = _parse_jsonl(line, caches) if reader.format == "jsonl" else _parse_clf(regex, line, caches)
-        if isinstance(rec, str):
-            stats.bad(number, rec, line)
-            continue
-        stats.parsed += 1
-        yield rec
-
-
 def aggregate_chunk(path: str, fmt: str, start: int, stop: int, rules_path: str | None = None) -> dict:
     """The partial aggregate of lines [start, stop) of ``path`` as JSON (what a Celery worker returns)."""
     rules = load_rules(rules_path)
     reader = open_log(path, fmt)
     counter = GroupCounter(rules.window_seconds)
-    counter.add(_chunk_records(reader, start, stop))
+    counter.groups = reader.count_groups(rules.window_seconds, start=start, stop=stop)
     aggregator = Aggregator(rules)
     counter.drain_into(aggregator)
     return {"aggregate": aggregator.to_json(), "stats": reader.stats.as_dict()}
