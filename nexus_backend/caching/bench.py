@@ -49,8 +49,8 @@ from nexus_backend.core.management.commands.bench import (
     _client_chunk,
     _client_init,
     _git_commit,
-    _percentile,
     _sigint_ignored,
+    run_round,
 )
 
 from .reads import CACHE_HEADER
@@ -104,30 +104,6 @@ def _head(port: int, path: str) -> tuple[int, str, bytes]:
         return response.status, response.getheader(CACHE_HEADER, ""), response.read()
     finally:
         conn.close()
-
-
-def _round(pool, port: int, path: str, requests: int, concurrency: int, user_agent: str, progress) -> dict:
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    starts, ends = [], []
-    tasks = [(port, path, n, 30.0, user_agent) for n in _chunks(requests, concurrency)]
-    for lat, errs, start, end in pool.imap_unordered(_client_chunk, tasks):
-        latencies.extend(lat)
-        errors.update(errs)
-        starts.append(start)
-        ends.append(end)
-        if progress is not None:
-            progress.update(len(lat) + sum(errs.values()))
-    wall = max(ends) - min(starts)
-    latencies.sort()
-    return {
-        "ok": len(latencies),
-        "errors": dict(errors),
-        "wall_s": round(wall, 4),
-        "requests_per_s": round(len(latencies) / wall, 1) if wall > 0 else None,
-        "p50_ms": round(_percentile(latencies, 0.50) * 1000, 3) if latencies else None,
-        "p95_ms": round(_percentile(latencies, 0.95) * 1000, 3) if latencies else None,
-    }
 
 
 def _summarise(path: str, rounds: list[dict]) -> dict:
@@ -261,7 +237,7 @@ def run(
                     if bar is not None:
                         bar.set_description(f"round {r + 1}/{rounds} {name}")
                     measured[name].append(
-                        _round(pool, ports[name], paths[name], requests, concurrency, user_agent, bar)
+                        run_round(pool, ports[name], paths[name], requests, concurrency, user_agent, bar)
                     )
         finally:
             if bar is not None:

@@ -148,6 +148,33 @@ def _git_commit(root: Path) -> str | None:
     return None
 
 
+def run_round(pool, port: int, path: str, requests: int, concurrency: int, user_agent: str, progress) -> dict:
+    """One round: ``requests`` GETs of ``path`` split over ``concurrency`` client processes of ``pool``.
+
+    Returns ok/error counts, wall time, requests/s and p50/p95 latency (ms). Shared by every gunicorn benchmark."""
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    starts, ends = [], []
+    tasks = [(port, path, n, 30.0, user_agent) for n in _chunks(requests, concurrency)]
+    for lat, errs, start, end in pool.imap_unordered(_client_chunk, tasks):
+        latencies.extend(lat)
+        errors.update(errs)
+        starts.append(start)
+        ends.append(end)
+        if progress is not None:
+            progress.update(len(lat) + sum(errs.values()))
+    wall = max(ends) - min(starts)
+    latencies.sort()
+    return {
+        "ok": len(latencies),
+        "errors": dict(errors),
+        "wall_s": round(wall, 4),
+        "requests_per_s": round(len(latencies) / wall, 1) if wall > 0 else None,
+        "p50_ms": round(_percentile(latencies, 0.50) * 1000, 3) if latencies else None,
+        "p95_ms": round(_percentile(latencies, 0.95) * 1000, 3) if latencies else None,
+    }
+
+
 class Gunicorn:
     """gunicorn as a subprocess in its own session; :meth:`stop` always ends it (TERM, then KILL)."""
 
@@ -529,33 +556,12 @@ class Command(BaseCommand):
                 for name in order:
                     progress.set_description(f"round {r + 1}/{opts['rounds']} {name}")
                     port, path = targets[name]
-                    rounds[name].append(self._round(pool, port, path, opts["requests"], opts, progress, user_agent))
+                    rounds[name].append(
+                        run_round(pool, port, path, opts["requests"], opts["concurrency"], user_agent, progress)
+                    )
         finally:
             progress.close()
         return rounds
-
-    def _round(self, pool, port: int, path: str, requests: int, opts, progress, user_agent: str) -> dict:
-        latencies: list[float] = []
-        errors: Counter[str] = Counter()
-        starts, ends = [], []
-        tasks = [(port, path, n, 30.0, user_agent) for n in _chunks(requests, opts["concurrency"])]
-        for lat, errs, start, end in pool.imap_unordered(_client_chunk, tasks):
-            latencies.extend(lat)
-            errors.update(errs)
-            starts.append(start)
-            ends.append(end)
-            if progress is not None:
-                progress.update(len(lat) + sum(errs.values()))
-        wall = max(ends) - min(starts)
-        latencies.sort()
-        return {
-            "ok": len(latencies),
-            "errors": dict(errors),
-            "wall_s": round(wall, 4),
-            "requests_per_s": round(len(latencies) / wall, 1) if wall > 0 else None,
-            "p50_ms": round(_percentile(latencies, 0.50) * 1000, 3) if latencies else None,
-            "p95_ms": round(_percentile(latencies, 0.95) * 1000, 3) if latencies else None,
-        }
 
     # ----------------------------------------------------------------------- section: logging
     def _bench_logging(self, root: Path, variants: list[str], opts, run_id: str) -> dict:
@@ -616,7 +622,7 @@ class Command(BaseCommand):
         requests = opts["zero_loss"]
         user_agent = f"{USER_AGENT}/{run_id}/zero-loss"
         self.stdout.write(f"zero-loss check: {requests:,} requests to the logging-on server, then SIGTERM")
-        sent = self._round(pool, server.port, path, requests, opts, None, user_agent)
+        sent = run_round(pool, server.port, path, requests, opts["concurrency"], user_agent, None)
         stop_started = time.monotonic()
         graceful = server.stop()
         stopped_in = time.monotonic() - stop_started
