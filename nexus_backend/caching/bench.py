@@ -36,7 +36,6 @@ import os
 import platform
 import statistics
 import time
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +50,7 @@ from nexus_backend.core.management.commands.bench import (
     _git_commit,
     _sigint_ignored,
     run_round,
+    summarise_rounds,
 )
 
 from .reads import CACHE_HEADER
@@ -104,25 +104,6 @@ def _head(port: int, path: str) -> tuple[int, str, bytes]:
         return response.status, response.getheader(CACHE_HEADER, ""), response.read()
     finally:
         conn.close()
-
-
-def _summarise(path: str, rounds: list[dict]) -> dict:
-    def median(key):
-        values = [r[key] for r in rounds if r[key] is not None]
-        return round(statistics.median(values), 3) if values else None
-
-    errors: Counter[str] = Counter()
-    for r in rounds:
-        errors.update(r["errors"])
-    return {
-        "path": path,
-        "requests_per_s": median("requests_per_s"),
-        "p50_ms": median("p50_ms"),
-        "p95_ms": median("p95_ms"),
-        "ok": sum(r["ok"] for r in rounds),
-        "errors": dict(errors),
-        "rounds": rounds,
-    }
 
 
 def _paired(rounds: list[dict], baseline: list[dict]) -> float | None:
@@ -257,7 +238,7 @@ def run(
                     server.stop()
                 echo("gunicorn stopped")
 
-    rows = {name: _summarise(paths[name], measured[name]) for name in TARGETS}
+    rows = {name: summarise_rounds(paths[name], measured[name]) for name in TARGETS}
     ratios = {
         "cached_over_uncached": _paired(measured["cached"], measured["uncached"]),
         "cached_over_uncached_count": _paired(measured["cached"], measured["uncached_count"]),

@@ -175,6 +175,27 @@ def run_round(pool, port: int, path: str, requests: int, concurrency: int, user_
     }
 
 
+def summarise_rounds(path: str, rounds: list[dict]) -> dict:
+    """Medians across rounds (requests/s, p50, p95), totals, and the rounds themselves."""
+
+    def median(key):
+        values = [r[key] for r in rounds if r[key] is not None]
+        return round(statistics.median(values), 3) if values else None
+
+    errors: Counter[str] = Counter()
+    for r in rounds:
+        errors.update(r["errors"])
+    return {
+        "path": path,
+        "requests_per_s": median("requests_per_s"),
+        "p50_ms": median("p50_ms"),
+        "p95_ms": median("p95_ms"),
+        "ok": sum(r["ok"] for r in rounds),
+        "errors": dict(errors),
+        "rounds": rounds,
+    }
+
+
 class Gunicorn:
     """gunicorn as a subprocess in its own session; :meth:`stop` always ends it (TERM, then KILL)."""
 
@@ -516,7 +537,7 @@ class Command(BaseCommand):
             targets = {name: (server.port, ENDPOINTS[name]) for name in active}
             rounds = self._alternate(pool, targets, opts, user_agent)
             for name in active:
-                results[name] = self._summarise(ENDPOINTS[name], rounds[name])
+                results[name] = summarise_rounds(ENDPOINTS[name], rounds[name])
             return results
         finally:
             # A second Ctrl-C (or a signal sent to the whole process group) must not skip the cleanup.
@@ -593,7 +614,7 @@ class Command(BaseCommand):
             connections.close_all()
             pool = multiprocessing.get_context("spawn").Pool(opts["concurrency"], initializer=_client_init)
             rounds = self._alternate(pool, {v: (s.port, path) for v, s in servers.items()}, opts, user_agent)
-            rows = {v: self._summarise(path, rounds[v]) for v in variants}
+            rows = {v: summarise_rounds(path, rounds[v]) for v in variants}
             ratios = {v: self._paired_ratio(rounds[v], rounds["off"]) for v in variants if v != "off"}
 
             zero_loss = None
@@ -675,25 +696,6 @@ class Command(BaseCommand):
             RequestLog.objects.filter(
                 Q(user_agent__startswith=f"{USER_AGENT}/{run_id}/") | Q(user_agent=f"{USER_AGENT}/setup")
             ).delete()
-
-    @staticmethod
-    def _summarise(path: str, rounds: list[dict]) -> dict:
-        def median(key):
-            values = [r[key] for r in rounds if r[key] is not None]
-            return round(statistics.median(values), 3) if values else None
-
-        errors: Counter[str] = Counter()
-        for r in rounds:
-            errors.update(r["errors"])
-        return {
-            "path": path,
-            "requests_per_s": median("requests_per_s"),
-            "p50_ms": median("p50_ms"),
-            "p95_ms": median("p95_ms"),
-            "ok": sum(r["ok"] for r in rounds),
-            "errors": dict(errors),
-            "rounds": rounds,
-        }
 
     @classmethod
     def _ratio(cls, endpoints: dict) -> dict | None:
