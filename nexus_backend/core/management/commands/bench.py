@@ -196,6 +196,22 @@ def summarise_rounds(path: str, rounds: list[dict]) -> dict:
     }
 
 
+def _terminate(proc: subprocess.Popen, *, timeout: float) -> bool:
+    """SIGTERM, wait up to ``timeout`` s, then SIGKILL the process group. True when it exited by itself with 0."""
+    clean = True
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            clean = False
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    return clean and proc.returncode == 0
+
+
 class Gunicorn:
     """gunicorn as a subprocess in its own session; :meth:`stop` always ends it (TERM, then KILL)."""
 
@@ -287,18 +303,7 @@ class Gunicorn:
         Returns True when gunicorn stopped by itself with exit code 0."""
         if self.proc is None:
             return True
-        graceful = True
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)  # graceful: the master stops its workers
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                graceful = False
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        graceful = graceful and self.proc.returncode == 0
+        graceful = _terminate(self.proc, timeout=15)  # SIGTERM: the master stops its workers
         with contextlib.suppress(OSError):
             self.log.unlink()
         self.proc = None
@@ -328,18 +333,7 @@ class Flusher:
     def stop(self) -> bool:
         if self.proc is None:
             return True
-        clean = True
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                clean = False
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        clean = clean and self.proc.returncode == 0
+        clean = _terminate(self.proc, timeout=60)  # SIGTERM: a last flush pass runs
         self.proc = None
         atexit.unregister(self.stop)
         return clean
