@@ -46,6 +46,9 @@ def _production_env(**overrides: str) -> dict[str, str]:
         NEXUS_REQUEST_LOGGING="off",  # the subprocess's requests stay out of the shared request-log stream
         PYTHONDONTWRITEBYTECODE="1",
     )
+    # Set in this process once a test imports the notebook bootstrap (Jupyter needs it); never in a deployment,
+    # and check --deploy refuses it (async.E001).
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     env.update(overrides)
     return env
 
