@@ -7,6 +7,8 @@ embedded PostgreSQL and Redis (``nexus_backend.infra``).
 from __future__ import annotations
 
 import os
+import re
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,17 +46,51 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-ENVIRONMENT = os.environ.get("NEXUS_ENV", "development")  # development | production
+ENVIRONMENT = os.environ.get("NEXUS_ENV", "").strip().lower() or "development"  # development | production
+if ENVIRONMENT not in ("development", "production"):  # a typo must not fall back to DEBUG=true
+    raise SystemExit(f"error: NEXUS_ENV must be development or production, got {ENVIRONMENT!r}")
 PRODUCTION = ENVIRONMENT == "production"
 
 DEBUG = env_bool("DEBUG", not PRODUCTION)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if PRODUCTION:
-        raise SystemExit("error: SECRET_KEY must be set when NEXUS_ENV=production")
-    SECRET_KEY = "dev-only-insecure-key-change-me-0123456789abcdefghijklmnopqrstuvwxyz"
-
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
+
+
+# ---------------------------------------------------------------- Production refusals (README "Production")
+def production_problems(*, secret_key: str, debug: bool, allowed_hosts: list[str]) -> list[str]:
+    """What stops NEXUS_ENV=production from starting, each saying what to set. The key rule is the one
+    `check --deploy` applies (security.W009), plus the placeholders this project ships (they say "insecure")."""
+    from django.core.checks.security.base import (
+        SECRET_KEY_INSECURE_PREFIX,
+        SECRET_KEY_MIN_LENGTH,
+        SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+    )
+
+    generate = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    problems = []
+    if not secret_key:
+        problems.append(f"SECRET_KEY is not set (set it to a random value, e.g. from {generate})")
+    elif len(secret_key) < SECRET_KEY_MIN_LENGTH or len(set(secret_key)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS:
+        problems.append(
+            f"SECRET_KEY is too weak ({len(secret_key)} characters, {len(set(secret_key))} distinct; needs at least "
+            f"{SECRET_KEY_MIN_LENGTH} and {SECRET_KEY_MIN_UNIQUE_CHARACTERS}: set a new one, e.g. from {generate})"
+        )
+    elif secret_key.startswith(SECRET_KEY_INSECURE_PREFIX) or "insecure" in secret_key.lower():
+        problems.append(f"SECRET_KEY is a placeholder that says 'insecure' (set a new one, e.g. from {generate})")
+    if debug:
+        problems.append("DEBUG is true (unset DEBUG or set DEBUG=false: debug pages show settings and code)")
+    if not allowed_hosts:
+        problems.append("ALLOWED_HOSTS is empty (set ALLOWED_HOSTS to the comma-separated host names served)")
+    return problems
+
+
+if PRODUCTION:  # refused here, before any service is resolved or started
+    _refused = production_problems(secret_key=SECRET_KEY, debug=DEBUG, allowed_hosts=ALLOWED_HOSTS)
+    if _refused:
+        print("error: NEXUS_ENV=production refuses to start: " + "; ".join(_refused), file=sys.stderr)
+        raise SystemExit(3)  # 3: gunicorn's "worker failed to boot", so the master stops instead of respawning
+if not SECRET_KEY:
+    SECRET_KEY = "dev-only-insecure-key-change-me-0123456789abcdefghijklmnopqrstuvwxyz"
 
 SERVICES = resolve()
 NEXUS_SERVICE_MODE = SERVICES.mode
@@ -327,3 +363,53 @@ CELERY_BEAT_SCHEDULE["detect-suspicious-ips"] = {
     "schedule": crontab(minute=5),  # hourly, once the last hour's request logs have been flushed
     "options": {"expires": 3000},
 }
+
+# ---------------------------------------------------------------- Production hardening (README "Production")
+# HTTPS only in production: secure cookies, HSTS, redirect to https. Off in development (plain http://localhost).
+# `NEXUS_ENV=production python manage.py check --deploy` passes with no warnings on these defaults.
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]  # load balancers and the compose healthcheck probe over plain http
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)  # the header only; joining the list is manual
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+
+def env_proxy_ssl_header(name: str, behind_proxy: bool) -> tuple[str, str] | None:
+    """The header a TLS-terminating proxy sets to "https" (Django's SECURE_PROXY_SSL_HEADER). Trusted only behind
+    a proxy (it must overwrite what clients send): empty means X-Forwarded-Proto when NEXUS_TRUSTED_PROXIES > 0,
+    "off" means never."""
+    value = os.environ.get(name, "").strip()
+    if value.lower() in ("off", "none", "false", "0"):
+        return None
+    if not value:
+        value = "X-Forwarded-Proto" if behind_proxy else ""
+    if not value:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*", value):
+        raise SystemExit(f"error: {name} must be a header name like X-Forwarded-Proto, or off; got {value!r}")
+    return ("HTTP_" + value.upper().replace("-", "_"), "https")
+
+
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("NEXUS_PROXY_SSL_HEADER", NEXUS_TRUSTED_PROXIES > 0)
+
+
+def env_url_prefix(name: str, default: str, taken: tuple[str, ...]) -> str:
+    """A path prefix such as "backstage-4f2a/" (no leading slash, one trailing slash) that no other route uses."""
+    value = os.environ.get(name, "").strip().strip("/") or default
+    if not re.fullmatch(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*", value):
+        raise SystemExit(f"error: {name} must be a path like backstage-4f2a/ (letters, digits, . _ ~ -), got {value!r}")
+    if value.split("/")[0] in taken:
+        raise SystemExit(
+            f"error: {name} must not start with {value.split('/')[0]}/, another route uses it; got {value!r}"
+        )
+    return value + "/"
+
+
+# Where the Django admin answers (urls.py). Keep "admin/" for development; in production pick a path of your own
+# so scanners probing /admin/ find a 404.
+NEXUS_ADMIN_PATH = env_url_prefix("NEXUS_ADMIN_PATH", "admin", taken=("api", "graphql", "health", "bench", "static"))

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
@@ -18,7 +19,7 @@ api_patterns = [
 ]
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
+    path(settings.NEXUS_ADMIN_PATH, admin.site.urls),  # NEXUS_ADMIN_PATH, "admin/" by default
     path("health/", core_views.health, name="health"),
     path("bench/bare/", core_views.bare, name="bare"),
     path("api/", include(api_patterns)),

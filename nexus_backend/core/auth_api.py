@@ -13,7 +13,12 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework_simplejwt import serializers as jwt_serializers
 from rest_framework_simplejwt import views as jwt_views
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
+from rest_framework_simplejwt.tokens import UntypedToken
 
 from nexus_backend.core import openapi as docs
 from nexus_backend.polls import services
@@ -96,6 +101,16 @@ class TokenRefreshView(jwt_views.TokenRefreshView):
     pass
 
 
+# A blacklisted (logged-out or rotated) token is refused like any invalid one: 401 `token_not_valid`, as the schema
+# says; simplejwt's own serializer answers it with a 400 validation error. (No docstring: it would enter the schema.)
+class TokenVerifySerializer(jwt_serializers.TokenVerifySerializer):
+    def validate(self, attrs: dict) -> dict:
+        token = UntypedToken(attrs["token"])  # bad signature, algorithm, expiry: TokenError, a 401 from the view
+        if BlacklistedToken.objects.filter(token__jti=token.get(jwt_settings.JTI_CLAIM)).exists():
+            raise TokenError("Token is blacklisted")
+        return {}
+
+
 @extend_schema_view(
     post=extend_schema(
         operation_id="auth_token_verify",
@@ -110,7 +125,7 @@ class TokenRefreshView(jwt_views.TokenRefreshView):
     )
 )
 class TokenVerifyView(jwt_views.TokenVerifyView):
-    pass
+    serializer_class = TokenVerifySerializer
 
 
 @extend_schema_view(
