@@ -57,13 +57,21 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 UNMATCHED = "<unmatched>"  # no URL pattern matched (a 404 before any view): one label, whatever the path
 
 
+#: (view, method, status) -> (latency child, responses child): ``labels()`` validates and locks on every call.
+_children: dict[tuple[str, str, int], tuple] = {}
+
+
 def observe(request: HttpRequest, status: int, seconds: float) -> None:
     """Count one response. Labels stay few: view names (not paths), known methods, status codes."""
     match = request.resolver_match
     view = match.view_name if match is not None else UNMATCHED
     method = request.method if request.method in _METHODS else "OTHER"
-    REQUEST_LATENCY.labels(view, method).observe(seconds)
-    RESPONSES.labels(view, method, str(status)).inc()
+    key = (view, method, status)
+    children = _children.get(key)
+    if children is None:
+        children = _children[key] = (REQUEST_LATENCY.labels(view, method), RESPONSES.labels(view, method, str(status)))
+    children[0].observe(seconds)
+    children[1].inc()
 
 
 # --------------------------------------------------------------------------- read at scrape time

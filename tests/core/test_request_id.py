@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import logging.config
+import os
 import uuid
 from datetime import timedelta
 
@@ -80,9 +81,27 @@ def _json_records(stream: io.StringIO) -> list[dict]:
 def test_a_request_without_an_id_gets_a_new_uuid4(db):
     first = Client().get(BARE)["X-Request-ID"]
     second = Client().get(BARE)["X-Request-ID"]
-    assert uuid.UUID(first).version == 4 and uuid.UUID(second).version == 4
+    for got in (first, second):
+        parsed = uuid.UUID(got)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == got
     assert first != second
     assert request_id.current() is None  # nothing leaks out of the request
+
+
+def test_new_ids_differ_in_forked_workers():
+    """gunicorn forks its workers from one master: each must draw different ids (``random`` is reseeded)."""
+    drawn = []
+    for _ in range(2):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: draw, report, leave at once (no pytest teardown in here)
+            os.write(write, request_id.new().encode())
+            os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        drawn.append(os.read(read, 100).decode())
+        os.close(read)
+    assert drawn[0] != drawn[1] and all(uuid.UUID(d).version == 4 for d in drawn)
 
 
 @pytest.mark.parametrize("sent", ["abc-123", "req_42.retry:1", "f" * 128, "trace/id+x=y@edge"])
