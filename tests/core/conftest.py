@@ -53,7 +53,14 @@ def json_worker(tmp_path):
     """``celery worker`` (solo pool) on a queue of its own, with ``NEXUS_LOG_FORMAT=json`` and ``-l info``."""
     queue = f"nexus-test-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "worker.log"
-    env = dict(os.environ, NEXUS_DB_NAME=connection.settings_dict["NAME"], NEXUS_LOG_FORMAT="json")
+    # Its own log settings, whatever this process inherited (the notebook bootstrap sets NEXUS_LOG_LEVEL=WARNING).
+    env = dict(
+        os.environ,
+        NEXUS_DB_NAME=connection.settings_dict["NAME"],
+        NEXUS_LOG_FORMAT="json",
+        NEXUS_LOG_LEVEL="INFO",
+        LOG_LEVEL="WARNING",
+    )
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [
