@@ -32,10 +32,15 @@ def clear_task() -> None:
 
 
 class ContextFilter(logging.Filter):
-    """Adds ``request_id`` (and ``task_id``/``task_name`` in a task) to each record; never drops one."""
+    """Adds ``request_id`` (and ``task_id``/``task_name`` in a task) to each record; never drops one. Outside a
+    request the id is ``missing`` (``null`` in JSON, ``-`` in plain text)."""
+
+    def __init__(self, missing: str | None = None):
+        super().__init__()
+        self.missing = missing
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.current()
+        record.request_id = request_id.current() or self.missing
         task = _task.get()
         if task is not None:
             record.task_id, record.task_name = task
@@ -58,7 +63,9 @@ def logging_config(*, log_format: str, root_level: str, app_level: str) -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": "nexus_backend.core.logs.ContextFilter"}},
+        "filters": {
+            "context": {"()": "nexus_backend.core.logs.ContextFilter", "missing": None if log_format == "json" else "-"}
+        },
         "formatters": {log_format: formatters[log_format]},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["context"]}},
         "root": {"handlers": ["console"], "level": root_level},

@@ -59,6 +59,7 @@ UNMATCHED = "<unmatched>"  # no URL pattern matched (a 404 before any view): one
 
 #: (view, method, status) -> (latency child, responses child): ``labels()`` validates and locks on every call.
 _children: dict[tuple[str, str, int], tuple] = {}
+_failed: list[OSError] = []  # logged once per process
 
 
 def observe(request: HttpRequest, status: int, seconds: float) -> None:
@@ -67,11 +68,17 @@ def observe(request: HttpRequest, status: int, seconds: float) -> None:
     view = match.view_name if match is not None else UNMATCHED
     method = request.method if request.method in _METHODS else "OTHER"
     key = (view, method, status)
-    children = _children.get(key)
-    if children is None:
-        children = _children[key] = (REQUEST_LATENCY.labels(view, method), RESPONSES.labels(view, method, str(status)))
-    children[0].observe(seconds)
-    children[1].inc()
+    try:
+        children = _children.get(key)
+        if children is None:
+            children = (REQUEST_LATENCY.labels(view, method), RESPONSES.labels(view, method, str(status)))
+            _children[key] = children
+        children[0].observe(seconds)
+        children[1].inc()
+    except OSError as exc:  # multiprocess mode: the shared folder is gone or full; the request still succeeds
+        if not _failed:
+            _failed.append(exc)
+            logger.error("request metrics not recorded: %s: %s", type(exc).__name__, exc)
 
 
 # --------------------------------------------------------------------------- read at scrape time
@@ -164,11 +171,12 @@ def client_allowed(request: HttpRequest) -> bool:
         scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
             return True
-    ip = getattr(request, "client_ip", None) or request.META.get("REMOTE_ADDR")
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
+    from nexus_backend.tracking.client_ip import client_ip
+
+    ip = client_ip(request)  # the address request tracking resolved (NEXUS_TRUSTED_PROXIES), never a forged one
+    if ip is None:
         return False
+    address = ipaddress.ip_address(ip)
     return any(address in network for network in settings.NEXUS_METRICS_ALLOWED_IPS)
 
 

@@ -147,6 +147,22 @@ def test_requests_by_view_and_status(db):
     assert moved(before, after, f"{latency}_sum", view="bare", method="GET") > 0
 
 
+def test_a_metrics_failure_never_fails_the_request(db, monkeypatch, caplog):
+    """Multiprocess mode writes files: a full disk or a removed folder costs the figures, not the answer."""
+    from nexus_backend.core import metrics
+
+    def no_space(*labels):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(metrics, "_children", {})
+    monkeypatch.setattr(metrics, "_failed", [])
+    monkeypatch.setattr(metrics.REQUEST_LATENCY, "labels", no_space)
+    assert Client().get(BARE).status_code == 200
+    assert Client().get(BARE).status_code == 200
+    errors = [r.getMessage() for r in caplog.records if r.name == "nexus_backend.core.metrics"]
+    assert errors == ["request metrics not recorded: OSError: [Errno 28] No space left on device"]  # once
+
+
 def test_an_unknown_method_is_one_label(db):
     client = Client()
     before = scrape(client)

@@ -140,6 +140,8 @@ def test_plain_records_carry_the_id_too(db, log_lines):
     stream = log_lines("plain")
     Client().get("/api/polls/999999999/", HTTP_X_REQUEST_ID="plain-id-7")
     assert "WARNING django.request [plain-id-7]: Not Found: /api/polls/999999999/" in stream.getvalue()
+    logging.getLogger("nexus_backend.tests").warning("no request here")
+    assert stream.getvalue().splitlines()[-1].endswith(" WARNING nexus_backend.tests [-]: no request here")
 
 
 # --------------------------------------------------------------------------- errors as JSON with the id
