@@ -14,6 +14,8 @@ from pathlib import Path
 
 from celery.schedules import crontab
 
+from nexus_backend.core.logs import FORMATS as LOG_FORMATS
+from nexus_backend.core.logs import logging_config
 from nexus_backend.infra.embedded import state_dir
 from nexus_backend.infra.services import resolve
 
@@ -119,6 +121,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: client IP, block list (403 before anything else runs), request log (nexus_backend/tracking).
     "nexus_backend.tracking.middleware.RequestTrackingMiddleware",
+    # Request id, JSON errors (never a debug page), request metrics (nexus_backend/core/middleware.py).
+    "nexus_backend.core.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -254,16 +258,15 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(state_dir() / "celerybeat-schedule")
 
 # ---------------------------------------------------------------- Logging
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
-    "loggers": {
-        "nexus_backend": {"level": os.environ.get("NEXUS_LOG_LEVEL", "INFO"), "propagate": True},
-    },
-}
+# JSON lines (production default) or plain text, each record with the request id (nexus_backend/core/logs.py).
+NEXUS_LOG_FORMAT = (os.environ.get("NEXUS_LOG_FORMAT") or ("json" if PRODUCTION else "plain")).strip().lower()
+if NEXUS_LOG_FORMAT not in LOG_FORMATS:
+    raise SystemExit(f"error: NEXUS_LOG_FORMAT must be json or plain, got {NEXUS_LOG_FORMAT!r}")
+LOGGING = logging_config(
+    log_format=NEXUS_LOG_FORMAT,
+    root_level=os.environ.get("LOG_LEVEL", "WARNING"),
+    app_level=os.environ.get("NEXUS_LOG_LEVEL", "INFO"),
+)
 
 NEXUS_PROJECT_ROOT = BASE_DIR
 
@@ -413,3 +416,21 @@ def env_url_prefix(name: str, default: str, taken: tuple[str, ...]) -> str:
 # Where the Django admin answers (urls.py). Keep "admin/" for development; in production pick a path of your own
 # so scanners probing /admin/ find a 404.
 NEXUS_ADMIN_PATH = env_url_prefix("NEXUS_ADMIN_PATH", "admin", taken=("api", "graphql", "health", "bench", "static"))
+
+# ---------------------------------------------------------------- Logs and metrics
+# Prometheus /metrics (nexus_backend/core/metrics.py; README "Logs and metrics"). Readable by clients in these
+# networks (comma-separated addresses or CIDRs; default loopback in development, nobody in production) or with
+# `Authorization: Bearer <NEXUS_METRICS_TOKEN>` (empty: no token accepted).
+
+
+def env_networks(name: str, default: str) -> list:
+    import ipaddress
+
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in env_list(name, default)]
+    except ValueError as exc:
+        raise SystemExit(f"error: {name} must be addresses or networks like 10.0.0.0/8, ::1 ({exc})") from None
+
+
+NEXUS_METRICS_ALLOWED_IPS = env_networks("NEXUS_METRICS_ALLOWED_IPS", "" if PRODUCTION else "127.0.0.1,::1")
+NEXUS_METRICS_TOKEN = os.environ.get("NEXUS_METRICS_TOKEN", "").strip()

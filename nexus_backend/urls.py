@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from nexus_backend.core import exceptions as core_exceptions
+from nexus_backend.core import metrics as core_metrics
 from nexus_backend.core import views as core_views
 from nexus_backend.schema import NexusGraphQLView, schema
 
@@ -22,10 +23,13 @@ urlpatterns = [
     path(settings.NEXUS_ADMIN_PATH, admin.site.urls),  # NEXUS_ADMIN_PATH, "admin/" by default
     path("health/", core_views.health, name="health"),
     path("bench/bare/", core_views.bare, name="bare"),
+    # Prometheus scrape target (not part of the API schema: a plain Django view; README "Logs and metrics").
+    re_path(r"^metrics/?$", core_metrics.metrics_view, name="metrics"),
     path("api/", include(api_patterns)),
     path("graphql/", NexusGraphQLView.as_view(schema=schema), name="graphql"),
 ]
 
 handler400 = "nexus_backend.core.exceptions.json_400"
+handler403 = "nexus_backend.core.exceptions.json_403"
 handler404 = "nexus_backend.core.exceptions.json_404"
 handler500 = "nexus_backend.core.exceptions.json_500"

@@ -3,6 +3,8 @@
 - Validation: 400 ``{"detail": "...", "errors": {field: [messages]}}`` (the field map stays at the top level too,
   as DRF clients expect: ``{"field": ["message"]}``).
 - Domain errors raised by services (:class:`DomainError` subclasses) carry their own status and code.
+- Every error body carries ``request_id``, the id in the response's ``X-Request-ID`` header and in the log lines of
+  the request (``request_id.py``): a user who reports an error can quote it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from . import request_id
 
 
 class DomainError(Exception):
@@ -46,6 +50,7 @@ def exception_handler(exc, context):
         body = {"detail": exc.message, "code": exc.code}
         if exc.field:
             body[exc.field] = [exc.message]
+        body["request_id"] = request_id.current()
         return Response(body, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
@@ -60,16 +65,27 @@ def exception_handler(exc, context):
         response.data = {"detail": "Invalid input.", "code": "invalid", "non_field_errors": response.data}
     elif isinstance(response.data, dict) and "detail" in response.data:
         response.data.setdefault("code", getattr(response.data["detail"], "code", "error"))
+    if isinstance(response.data, dict):
+        response.data["request_id"] = request_id.current()
     return response
 
 
+def error_response(detail: str, code: str, status: int) -> JsonResponse:
+    """An error answered outside DRF, in the same shape."""
+    return JsonResponse({"detail": detail, "code": code, "request_id": request_id.current()}, status=status)
+
+
 def json_404(request, exception=None):
-    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return error_response("Not found.", "not_found", 404)
 
 
 def json_500(request):
-    return JsonResponse({"detail": "Server error.", "code": "server_error"}, status=500)
+    return error_response("Server error.", "server_error", 500)
 
 
 def json_400(request, exception=None):
-    return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
+    return error_response("Bad request.", "bad_request", 400)
+
+
+def json_403(request, exception=None):
+    return error_response("Forbidden.", "permission_denied", 403)

@@ -6,11 +6,18 @@ from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
 
+def _request_id() -> serializers.Field:
+    return serializers.CharField(
+        help_text="The request's id, also in the `X-Request-ID` response header and in the server's log lines."
+    )
+
+
 class ErrorSerializer(serializers.Serializer):
-    """Every error: a readable `detail` and a machine-readable `code`."""
+    """Every error: a readable `detail`, a machine-readable `code` and the `request_id` to quote when reporting it."""
 
     detail = serializers.CharField()
     code = serializers.CharField()
+    request_id = _request_id()
 
 
 def _messages() -> serializers.Field:
@@ -37,6 +44,7 @@ def validation_error(
             "code": serializers.CharField(),
             **{field: _item_messages() if field in list_fields else _messages() for field in fields},
             "non_field_errors": _messages(),
+            "request_id": _request_id(),
         },
     )
     return OpenApiResponse(response=body, description=description)
@@ -48,7 +56,12 @@ def error(description: str) -> OpenApiResponse:
 
 def conflict(name: str, codes: list[str], description: str) -> OpenApiResponse:
     body = inline_serializer(
-        name=name, fields={"detail": serializers.CharField(), "code": serializers.ChoiceField(choices=codes)}
+        name=name,
+        fields={
+            "detail": serializers.CharField(),
+            "code": serializers.ChoiceField(choices=codes),
+            "request_id": _request_id(),
+        },
     )
     return OpenApiResponse(response=body, description=description)
 

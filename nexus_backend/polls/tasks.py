@@ -20,7 +20,10 @@ def close_expired_polls() -> int:
 @shared_task(acks_late=True)
 def close_poll(poll_id: int) -> bool:
     """Close one poll at its expiry (enqueued on commit by ``poll_create``). Idempotent."""
-    return poll_close_if_expired(poll_id=poll_id)
+    closed = poll_close_if_expired(poll_id=poll_id)
+    if closed:
+        logger.info("closed poll %s at its expiry", poll_id, extra={"poll_id": poll_id})
+    return closed
 
 
 @shared_task(acks_late=True)  # idempotent: a refresh recomputes the whole view from the votes

@@ -18,3 +18,21 @@ def blocked_ip_active(*, now: datetime | None = None) -> list[tuple[str, datetim
             "ip_address", "expires_at"
         )
     )
+
+
+def suspicious_ip_counts() -> tuple[int, dict[str, int]]:
+    """How many addresses are flagged, and how many of them tripped each rule (for ``/metrics``). One query."""
+    from django.db import connection
+
+    from .models import SuspiciousIP
+
+    table = connection.ops.quote_name(SuspiciousIP._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT NULL, COUNT(*) FROM {table} UNION ALL "
+            f"SELECT rule, COUNT(DISTINCT s.id) FROM {table} AS s CROSS JOIN LATERAL unnest(s.rules) AS rule "
+            "WHERE rule IS NOT NULL GROUP BY rule"
+        )
+        rows = cursor.fetchall()
+    total = next(count for rule, count in rows if rule is None)
+    return total, {rule: count for rule, count in rows if rule is not None}

@@ -232,6 +232,7 @@ def test_error_handlers_answer_json():
 
     resolver = get_resolver()
     assert resolver.resolve_error_handler(400) is exceptions.json_400
+    assert resolver.resolve_error_handler(403) is exceptions.json_403
     assert resolver.resolve_error_handler(404) is exceptions.json_404
     assert resolver.resolve_error_handler(500) is exceptions.json_500
 
@@ -239,7 +240,7 @@ def test_error_handlers_answer_json():
 def test_unknown_api_path_is_a_json_404(api_client):
     response = api_client.get("/api/no-such-thing/")
     assert response.status_code == 404
-    assert response.json() == {"detail": "Not found.", "code": "not_found"}
+    assert response.json() == {"detail": "Not found.", "code": "not_found", "request_id": response["X-Request-ID"]}
 
 
 def test_wrong_method_is_a_json_405(auth_client, poll):

@@ -1,0 +1,93 @@
+"""One middleware for what an operator needs from every request, in one layer to keep the overhead to one frame:
+
+1. **request id**: the client's sane ``X-Request-ID`` or a new uuid4 (``request_id.py``), bound for the whole
+   request (every log record carries it, and every Celery task enqueued meanwhile), returned in ``X-Request-ID``
+   and in every error body;
+2. **errors as JSON**: an unexpected exception in a view is logged with its traceback and answered
+   ``500 {"detail", "code", "request_id"}``, with ``DEBUG`` on too (Django's HTML debug pages never reach a
+   client: a 400/403/404/500 page that is not JSON is replaced by the JSON one);
+3. **request metrics**: latency by view and response counts by view and status (``metrics.py``).
+
+It sits right after ``RequestTrackingMiddleware`` (client IP and block list), so a blocked address's 403 costs
+nothing here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.signals import got_request_exception
+from django.utils.log import log_response
+
+from . import exceptions, metrics, request_id
+
+logger = logging.getLogger(__name__)
+
+_JSON_ERRORS = {
+    400: exceptions.json_400,
+    403: exceptions.json_403,
+    404: exceptions.json_404,
+    500: exceptions.json_500,
+}
+
+
+def _is_debug_page(response) -> bool:
+    """An HTML/text error page Django made (a debug page with ``DEBUG`` on), not a DRF or JSON answer."""
+    if response.status_code not in _JSON_ERRORS or hasattr(response, "accepted_renderer"):
+        return False
+    return not response.get("Content-Type", "").startswith("application/json")
+
+
+class RequestContextMiddleware:
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        rid = request_id.from_header(request.META.get(request_id.META_KEY))
+        request.request_id = rid
+        token = request_id.bind(rid)
+        start = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            status = response.status_code
+            if status >= 400:
+                if settings.DEBUG and _is_debug_page(response):
+                    response = self._json_instead(request, response)
+                # Django logs 4xx/5xx after the middleware chain, outside this request's context: log here instead,
+                # so the line carries the id (log_response marks the response; Django does not log it twice).
+                log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
+            response[request_id.HEADER] = rid
+            metrics.observe(request, response.status_code, time.perf_counter() - start)
+            return response
+        finally:
+            request_id.reset(token)
+
+    def process_exception(self, request, exception):
+        """An exception no view handled: JSON 500 (never a debug page), logged once with its traceback."""
+        from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+        from django.http import Http404
+
+        if isinstance(exception, Http404 | PermissionDenied | BadRequest | SuspiciousOperation):
+            return None  # Django answers these with handler404/403/400 (JSON; see _is_debug_page for DEBUG)
+        got_request_exception.send(sender=None, request=request)  # error reporters hook this signal
+        response = exceptions.json_500(request)
+        log_response(
+            "%s: %s",
+            response.reason_phrase,
+            request.path,
+            response=response,
+            request=request,
+            exception=exception,
+        )
+        return response
+
+    @staticmethod
+    def _json_instead(request, response):
+        replacement = _JSON_ERRORS[response.status_code](request)
+        replacement._has_been_logged = getattr(response, "_has_been_logged", False)
+        return replacement
