@@ -78,7 +78,9 @@ SCANNER_PATHS = (
 )
 # Requests per second of each attacker address (the farm is one address with many accounts).
 RATES = {"credential_stuffing": 3.0, "vote_farm": 5.0, "vote_repeat": 2.0, "vote_ring": 0.5, "scanner": 4.0}
-STUFFER_CONCURRENCY = 5  # a stuffing tool keeps several attempts in flight per address
+# A stuffing tool keeps many attempts in flight per address: more than the login limit (5/min), so that some
+# are refused at once (429) while the allowed ones are still being hashed.
+STUFFER_CONCURRENCY = 8
 MAX_STUFFER_IPS = 5
 ATTACKER_COUNTS = {"farm_accounts": 40, "ring": 10}
 
@@ -288,7 +290,9 @@ def loadgen_plan(cast: Cast, config: LoadConfig, *, port: int, phase: str, attac
         "known_usernames": cast.known_usernames,
         "scanner_paths": list(SCANNER_PATHS),
         "rates": {k: v * scale / (STUFFER_CONCURRENCY if k == "credential_stuffing" else 1) for k, v in RATES.items()},
-        "spawn_rate": 100 if attackers else max(2, config.users / 5),  # normal users arrive over ~5 s
+        # Attackers start at once; people arrive over the first quarter of the phase (at least 5 s), not in a storm.
+        "stop_timeout": 60,
+        "spawn_rate": 100 if attackers else config.users / max(5.0, config.duration / 4),
         "clients": clients,
     }
 
@@ -437,7 +441,7 @@ def run(config: LoadConfig, *, echo: Callable[[str], None] = print) -> dict:
             folder = Path(tmp)
             server.start()
             flusher.start()
-            status, body = server.wait_healthy()
+            status, body = server.wait_healthy(timeout=180)  # 8 workers importing Django on a busy machine
             if status != 200:
                 echo(f"warning: /health/ answers {status}: {body.get('checks', body)}")
             connections.close_all()
@@ -578,6 +582,23 @@ def summarise(*, config, cast, phases, final, blocked, rules, started, root, ser
     normal_requests = {
         name: phase["clients"]["normal"]["normal_by_request"] for name, phase in phases.items() if phase["clients"]
     }
+    timeline = {}  # phase -> normal users' p95 per quarter of the phase: when their time goes
+    for name, phase in phases.items():
+        points = phase["clients"]["normal"]["normal_timeline"]
+        t0, span = phase["start"].timestamp(), config.duration / 4
+        quarters: list[list[float]] = [[], [], [], []]
+        for sent, latency in points:
+            quarters[min(3, max(0, int((sent - t0) // span)))].append(latency)
+        timeline[name] = [round(percentile(sorted(q), 0.95), 1) if q else None for q in quarters]
+    normal_latency = {}  # request -> phase -> {p50, p95}: where the normal users' time goes
+    for name, phase in phases.items():
+        for request, lat in phase["clients"]["normal"]["normal_latencies_by_request_ms"].items():
+            lat = sorted(lat)
+            normal_latency.setdefault(request, {})[name] = {
+                "requests": len(lat),
+                "p50_ms": round(percentile(lat, 0.50), 2),
+                "p95_ms": round(percentile(lat, 0.95), 2),
+            }
     return {
         "schema": 1,
         "timestamp": started.isoformat(timespec="seconds"),
@@ -609,6 +630,8 @@ def summarise(*, config, cast, phases, final, blocked, rules, started, root, ser
         },
         "attack_kinds": kinds,
         "normal_by_request": normal_requests,
+        "normal_latency_by_request": dict(sorted(normal_latency.items())),
+        "normal_p95_by_quarter_ms": timeline,
         "blocked": blocked,
         "rules_by_class": {
             cls: dict(sorted(Counter(r for ip, rs in rules.items() if owner.get(ip) == cls for r in rs).items()))
@@ -696,6 +719,16 @@ def table(result: dict) -> str:
         lines.append("  attack detail (status counts per kind of attacker):")
         for kind, counts in sorted(kinds.items()):
             lines.append(f"    {kind:<40} {', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}")
+    by_request = result.get("normal_latency_by_request") or {}
+    if by_request:
+        lines.append("  normal users by request (requests, p50 / p95 ms):")
+        for request, per_phase in by_request.items():
+            cells = [f"{name} {r['requests']}, {r['p50_ms']:.1f} / {r['p95_ms']:.1f}" for name, r in per_phase.items()]
+            lines.append(f"    {request:<40} {'   '.join(cells)}")
+    quarters = result.get("normal_p95_by_quarter_ms") or {}
+    if quarters:
+        cells = [f"{name} {' / '.join(fmt(q, 1) for q in values)}" for name, values in quarters.items()]
+        lines.append(f"  normal users' p95 ms per quarter of the phase:  {'   '.join(cells)}")
     rules = {cls: r for cls, r in (result.get("rules_by_class") or {}).items() if r}
     if rules:
         lines.append("  detector rules tripped by the flagged addresses (addresses per rule):")

@@ -36,8 +36,12 @@ class Recorder:
         self.by_ip: dict[str, Counter] = defaultdict(Counter)
         self.by_kind: dict[str, Counter] = defaultdict(Counter)
         self.by_name: dict[str, Counter] = defaultdict(Counter)
+        self.name_latencies: dict[str, list[float]] = defaultdict(list)
+        self.timeline: list[tuple[float, float]] = []  # normal users: (epoch seconds sent, latency ms)
 
-    def on_request(self, request_type, name, response_time, response, context, exception, **kwargs) -> None:
+    def on_request(
+        self, request_type, name, response_time, response, context, exception, start_time=None, **kwargs
+    ) -> None:
         cls, ip, kind = context.get("cls", "?"), context.get("ip", "?"), context.get("kind", "?")
         status = getattr(response, "status_code", 0) or 0
         label = str(status) if status else f"error:{type(exception).__name__ if exception else 'none'}"
@@ -49,6 +53,8 @@ class Recorder:
         self.by_kind[f"{cls}/{kind}"][label] += 1
         if cls == "normal":
             self.by_name[f"{request_type} {name}"][label] += 1
+            self.name_latencies[f"{request_type} {name}"].append(round(float(response_time), 3))
+            self.timeline.append((round(start_time or time.time(), 3), round(float(response_time), 3)))
 
     def as_dict(self) -> dict:
         return {
@@ -57,6 +63,8 @@ class Recorder:
             "by_ip": {k: dict(v) for k, v in self.by_ip.items()},
             "by_kind": {k: dict(v) for k, v in self.by_kind.items()},
             "normal_by_request": {k: dict(v) for k, v in self.by_name.items()},
+            "normal_latencies_by_request_ms": dict(self.name_latencies),
+            "normal_timeline": self.timeline,
         }
 
 
@@ -135,6 +143,7 @@ def build_user_classes(plan: dict) -> list[type]:
                 poll = self.rng.choice(left)
                 self.voted.add(poll["id"])  # once per poll, whatever the answer
                 self.client.get(f"/api/polls/{poll['id']}/", headers=self.headers, name="/api/polls/{id}/")
+                self.wait()  # reads the question and the options, then chooses
                 self.client.post(
                     f"/api/polls/{poll['id']}/vote/",
                     json={"option": self.rng.choice(poll["options"])},
@@ -281,7 +290,11 @@ def run(plan: dict) -> dict:
     if not classes:
         raise SystemExit("loadgen: the plan has no client")
     recorder = Recorder()
-    env = Environment(user_classes=classes, host=plan["host"], catch_exceptions=True)
+    # stop_timeout: at the end each client finishes the request it has in flight (and it is counted), so what the
+    # clients saw and what the server logged agree; a client that is only waiting stops at once.
+    env = Environment(
+        user_classes=classes, host=plan["host"], catch_exceptions=True, stop_timeout=plan.get("stop_timeout", 60)
+    )
     env.events.request.add_listener(recorder.on_request)
     runner = env.create_local_runner()
     users = sum(c.fixed_count for c in classes)
