@@ -36,7 +36,7 @@ import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -132,7 +132,6 @@ class Cast:
     normal: dict[str, list[dict]]  # phase -> identities
     attackers: dict
     known_usernames: list[str]
-    attacker_accounts: dict[str, list[int]] = field(default_factory=dict)  # kind -> user ids (tokens minted later)
 
     def addresses(self) -> dict[str, str]:
         """address -> client class (normal users keep their address in both phases)."""
@@ -229,7 +228,6 @@ def make_cast(config: LoadConfig) -> Cast:
         for names in bots.values():
             new_users += [User(username=n, email=f"{n}@example.invalid", password="!") for n in names]
         User.objects.bulk_create(new_users)
-        ids = dict(User.objects.filter(username__startswith=PREFIX).values_list("username", "pk"))
 
     script_agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
     attackers = {
@@ -253,7 +251,6 @@ def make_cast(config: LoadConfig) -> Cast:
     }
     known = [i["username"] for i in normal["attack"]] + ["admin", "root", "test", "user", "demo"]
     cast = Cast(polls=polls, normal=normal, attackers=attackers, known_usernames=known)
-    cast.attacker_accounts = {kind: [ids[n] for n in names] for kind, names in bots.items()}
     return cast
 
 

@@ -8,12 +8,14 @@ each class of client saw and what the defences did (``nexus_backend.core.load``)
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from nexus_backend.core import load
+from nexus_backend.core.benchmark import raise_on_sigterm
 
 
 def _think(value: str) -> tuple[float, float]:
@@ -98,12 +100,16 @@ class Command(BaseCommand):
             seed=opts["seed"],
             keep_data=opts["keep_data"],
         )
+        previous_term = raise_on_sigterm()  # SIGTERM, like Ctrl-C, runs the cleanup that stops gunicorn
         try:
             result = load.run(config, echo=self.stdout.write)
         except load.LoadError as exc:
             raise CommandError(str(exc)) from None
         except KeyboardInterrupt:
             raise CommandError("interrupted; gunicorn and the clients were stopped") from None
+        finally:
+            if previous_term is not None:
+                signal.signal(signal.SIGTERM, previous_term)
         self.stdout.write(load.table(result))
         root = Path(settings.NEXUS_PROJECT_ROOT)
         results_dir = Path(opts["results_dir"]) if opts["results_dir"] else root / "bench" / "results"
