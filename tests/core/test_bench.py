@@ -13,7 +13,8 @@ import subprocess
 import pytest
 from django.core.management import CommandError, call_command
 
-from nexus_backend.core.management.commands.bench import MIN_POLLS, _chunks, _percentile
+from nexus_backend.core.benchmark import chunks, percentile
+from nexus_backend.core.management.commands.bench import MIN_POLLS
 from nexus_backend.polls.models import Poll
 from nexus_backend.tracking.models import RequestLog
 
@@ -131,12 +132,12 @@ def test_bench_logging_compares_off_on_sync_and_counts_rows_after_a_graceful_sto
 
 def test_chunks_cover_every_request():
     for total, concurrency in [(1, 1), (50, 2), (400, 4), (1001, 8), (7, 64)]:
-        sizes = _chunks(total, concurrency)
+        sizes = chunks(total, concurrency)
         assert sum(sizes) == total and all(s > 0 for s in sizes)
 
 
 def test_percentile_is_nearest_rank():
     values = [float(v) for v in range(1, 101)]
-    assert _percentile(values, 0.5) == 50.0
-    assert _percentile(values, 0.95) == 95.0
-    assert _percentile([3.0], 0.95) == 3.0
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.95) == 95.0
+    assert percentile([3.0], 0.95) == 3.0

@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
-from nexus_backend.core.management.commands.bench import Gunicorn, _free_port
+from nexus_backend.core.benchmark import Gunicorn, free_port
 from nexus_backend.tracking.models import RequestLog
 from tests.conftest import bearer
 from tests.tracking.test_outage import AGENT, get, load, wait_for
@@ -48,7 +48,7 @@ class OwnRabbit:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.port = _free_port()
+        self.port = free_port()
         self.node = f"nexustest{self.port}@localhost"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{self.port}\n")
@@ -62,7 +62,7 @@ class OwnRabbit:
         self.env = dict(
             os.environ,
             RABBITMQ_NODENAME=self.node,
-            RABBITMQ_DIST_PORT=str(_free_port()),
+            RABBITMQ_DIST_PORT=str(free_port()),
             RABBITMQ_MNESIA_BASE=str(folder / "mnesia"),
             RABBITMQ_LOG_BASE=str(folder / "log"),
             RABBITMQ_PID_FILE=str(folder / "pid"),

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from nexus_backend.core.management.commands.bench import Flusher, Gunicorn, _free_port
+from nexus_backend.core.benchmark import Flusher, Gunicorn, free_port
 from nexus_backend.infra.embedded import _ping, _redis_server_binary
 from nexus_backend.tracking.models import RequestLog
 
@@ -31,7 +31,7 @@ class OwnRedis:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen | None = None
         folder.mkdir(parents=True, exist_ok=True)
 

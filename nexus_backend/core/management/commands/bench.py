@@ -20,323 +20,51 @@ order), and each figure is the median across rounds.
     python manage.py bench --reports               # also time `run_notebooks --profile ci`
     python manage.py bench --json out.json         # also write the results there
 
-The load generator is bounded and loopback-only: ``--concurrency`` client processes, each sending
-``http.client`` GETs to 127.0.0.1 one after another (keep-alive when the server allows it; gunicorn's sync
-workers close every connection, so each request connects). The request logs the benchmark makes are deleted at
-the end (``--keep-logs`` keeps them).
+The load generator (``nexus_backend.core.benchmark``) is bounded and loopback-only: ``--concurrency`` client
+processes, each sending ``http.client`` GETs to 127.0.0.1 one after another (keep-alive when the server allows it;
+gunicorn's sync workers close every connection, so each request connects). The request logs the benchmark makes
+are deleted at the end (``--keep-logs`` keeps them).
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import http.client
 import json
-import math
 import multiprocessing
 import os
 import platform
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from nexus_backend.core.benchmark import (
+    HOST,
+    USER_AGENT,
+    Flusher,
+    Gunicorn,
+    chunks,
+    client_chunk,
+    client_init,
+    fmt,
+    git_commit,
+    http_get,
+    raise_on_sigterm,
+    run_round,
+    server_env,
+    sigint_ignored,
+    summarise_rounds,
+)
+
 ENDPOINTS = {"bare": "/bench/bare/", "api": "/api/polls/"}
 SECTIONS = ("endpoints", "logging")
 LOGGING_VARIANTS = ("off", "on", "sync")
-USER_AGENT = "nexus-bench"  # every request the benchmark sends says so; its request logs are found by it
 MIN_POLLS = 20
-HOST = "127.0.0.1"  # loopback only, by design
-
-
-# ------------------------------------------------------------------- load generator (client processes)
-# These run in spawned child processes: stdlib only, no Django.
-
-
-def _client_init() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-
-
-def _client_chunk(task: tuple) -> tuple[list[float], dict[str, int], float, float]:
-    """GET ``path`` ``count`` times on ``port``; return (latencies of 2xx answers in s, error counts, start, end)."""
-    port, path, count, timeout, user_agent = task
-    headers = {"Accept": "application/json", "User-Agent": user_agent}
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    conn: http.client.HTTPConnection | None = None
-    start = time.monotonic()  # CLOCK_MONOTONIC: comparable across processes on Linux
-    for _ in range(count):
-        t0 = time.perf_counter()
-        try:
-            if conn is None:
-                conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-            conn.request("GET", path, headers=headers)
-            resp = conn.getresponse()
-            resp.read()
-            status = resp.status
-            if resp.will_close:
-                conn.close()
-                conn = None
-        except (OSError, http.client.HTTPException) as exc:
-            if conn is not None:
-                conn.close()
-                conn = None
-            errors[type(exc).__name__] += 1
-            continue
-        elapsed = time.perf_counter() - t0
-        if 200 <= status < 300:
-            latencies.append(elapsed)
-        else:
-            errors[f"HTTP {status}"] += 1
-    end = time.monotonic()
-    if conn is not None:
-        conn.close()
-    return latencies, dict(errors), start, end
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={"Accept": "application/json", "User-Agent": f"{USER_AGENT}/setup"})
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, math.ceil(q * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def _chunks(total: int, concurrency: int) -> list[int]:
-    size = max(5, min(50, total // (concurrency * 4) or 1))
-    sizes = [size] * (total // size)
-    if total % size:
-        sizes.append(total % size)
-    return sizes
-
-
-def _git_commit(root: Path) -> str | None:
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
-        )
-        if out.returncode == 0:
-            return out.stdout.strip()
-    return None
-
-
-def run_round(pool, port: int, path: str, requests: int, concurrency: int, user_agent: str, progress) -> dict:
-    """One round: ``requests`` GETs of ``path`` split over ``concurrency`` client processes of ``pool``.
-
-    Returns ok/error counts, wall time, requests/s and p50/p95 latency (ms). Shared by every gunicorn benchmark."""
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    starts, ends = [], []
-    tasks = [(port, path, n, 30.0, user_agent) for n in _chunks(requests, concurrency)]
-    for lat, errs, start, end in pool.imap_unordered(_client_chunk, tasks):
-        latencies.extend(lat)
-        errors.update(errs)
-        starts.append(start)
-        ends.append(end)
-        if progress is not None:
-            progress.update(len(lat) + sum(errs.values()))
-    wall = max(ends) - min(starts)
-    latencies.sort()
-    return {
-        "ok": len(latencies),
-        "errors": dict(errors),
-        "wall_s": round(wall, 4),
-        "requests_per_s": round(len(latencies) / wall, 1) if wall > 0 else None,
-        "p50_ms": round(_percentile(latencies, 0.50) * 1000, 3) if latencies else None,
-        "p95_ms": round(_percentile(latencies, 0.95) * 1000, 3) if latencies else None,
-    }
-
-
-def summarise_rounds(path: str, rounds: list[dict]) -> dict:
-    """Medians across rounds (requests/s, p50, p95), totals, and the rounds themselves."""
-
-    def median(key):
-        values = [r[key] for r in rounds if r[key] is not None]
-        return round(statistics.median(values), 3) if values else None
-
-    errors: Counter[str] = Counter()
-    for r in rounds:
-        errors.update(r["errors"])
-    return {
-        "path": path,
-        "requests_per_s": median("requests_per_s"),
-        "p50_ms": median("p50_ms"),
-        "p95_ms": median("p95_ms"),
-        "ok": sum(r["ok"] for r in rounds),
-        "errors": dict(errors),
-        "rounds": rounds,
-    }
-
-
-def _terminate(proc: subprocess.Popen, *, timeout: float) -> bool:
-    """SIGTERM, wait up to ``timeout`` s, then SIGKILL the process group. True when it exited by itself with 0."""
-    clean = True
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            clean = False
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-    return clean and proc.returncode == 0
-
-
-class Gunicorn:
-    """gunicorn as a subprocess in its own session; :meth:`stop` always ends it (TERM, then KILL)."""
-
-    def __init__(self, *, root: Path, workers: int, env: dict[str, str]):
-        self.root = root
-        self.workers = workers
-        self.env = env
-        self.port = _free_port()
-        self.proc: subprocess.Popen | None = None
-        self.log = Path(tempfile.mkstemp(prefix="nexus-bench-gunicorn-", suffix=".log")[1])
-
-    @staticmethod
-    def binary() -> str:
-        beside = Path(sys.executable).parent / "gunicorn"  # the venv's gunicorn
-        found = str(beside) if beside.exists() else shutil.which("gunicorn")
-        if not found:
-            raise CommandError("gunicorn is not installed in this environment: make install")
-        return found
-
-    def start(self) -> None:
-        cmd = [
-            self.binary(),
-            "nexus_backend.wsgi:application",
-            "--bind",
-            f"{HOST}:{self.port}",
-            "--workers",
-            str(self.workers),
-            "--worker-class",
-            "sync",
-            "--chdir",
-            str(self.root),
-            "--error-logfile",
-            str(self.log),
-            "--log-level",
-            "warning",
-            "--timeout",
-            "60",
-            "--graceful-timeout",
-            "5",
-        ]
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=self.root,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches us, not gunicorn; we stop it ourselves
-        )
-        atexit.register(self.stop)  # last resort if the interpreter exits some other way
-
-    def log_tail(self, lines: int = 20) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-    def wait_healthy(self, timeout: float = 60.0) -> tuple[int, dict]:
-        """Wait until /health/ answers. Returns (status, body); a 503 is accepted after a short grace."""
-        deadline = time.monotonic() + timeout
-        first_answer: float | None = None
-        last: tuple[int, dict] | None = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise CommandError(
-                    f"gunicorn exited with code {self.proc.returncode} while starting:\n{self.log_tail()}"
-                )
-            try:
-                status, body = _get(self.port, "/health/", timeout=5)
-            except OSError:
-                time.sleep(0.2)
-                continue
-            with contextlib.suppress(ValueError):
-                last = (status, json.loads(body or b"{}"))
-            if last is None:
-                last = (status, {})
-            if status == 200:
-                return last
-            first_answer = first_answer or time.monotonic()
-            if time.monotonic() - first_answer > 5:
-                return last
-            time.sleep(0.3)
-        if last is not None:
-            return last
-        raise CommandError(f"gunicorn did not answer /health/ within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def stop(self) -> bool:
-        """SIGTERM: graceful (workers finish their request and run their exit hooks); KILL after 15 s.
-
-        Returns True when gunicorn stopped by itself with exit code 0."""
-        if self.proc is None:
-            return True
-        graceful = _terminate(self.proc, timeout=15)  # SIGTERM: the master stops its workers
-        with contextlib.suppress(OSError):
-            self.log.unlink()
-        self.proc = None
-        atexit.unregister(self.stop)
-        return graceful
-
-
-class Flusher:
-    """``manage.py flush_request_logs --loop`` as a subprocess; :meth:`stop` sends SIGTERM (a last pass runs)."""
-
-    def __init__(self, *, root: Path, env: dict[str, str], interval: float = 0.5):
-        self.root, self.env, self.interval = root, env, interval
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "flush_request_logs", "--loop", "--interval", str(self.interval)],
-            cwd=self.root,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        atexit.register(self.stop)
-
-    def stop(self) -> bool:
-        if self.proc is None:
-            return True
-        clean = _terminate(self.proc, timeout=60)  # SIGTERM: a last flush pass runs
-        self.proc = None
-        atexit.unregister(self.stop)
-        return clean
 
 
 def _choices(value: str, allowed: tuple[str, ...], option: str) -> list[str]:
@@ -441,7 +169,7 @@ class Command(BaseCommand):
                 "django": __import__("django").get_version(),
                 "cpu_count": os.cpu_count(),
                 "service_mode": getattr(settings, "NEXUS_SERVICE_MODE", None),
-                "git_commit": _git_commit(root),
+                "git_commit": git_commit(root),
             },
             "endpoints": {},
             "ratio_api_over_bare": None,
@@ -449,7 +177,7 @@ class Command(BaseCommand):
             "reports": None,
         }
 
-        previous_term = self._raise_on_sigterm()
+        previous_term = raise_on_sigterm()
         try:
             if "endpoints" in sections:
                 result["endpoints"] = self._bench_http(root, endpoints, opts, run_id)
@@ -469,25 +197,12 @@ class Command(BaseCommand):
         self._print_table(result)
         self._save(result, root, started, opts)
 
-    @staticmethod
-    def _server_env(opts, **extra: str) -> dict[str, str]:
-        from django.db import connections
-
-        env = dict(os.environ)
-        env.setdefault("DJANGO_SETTINGS_MODULE", "nexus_backend.settings")
-        # The database this process uses (under pytest: the test database) is the one gunicorn must use.
-        env["NEXUS_DB_NAME"] = str(connections["default"].settings_dict["NAME"])
-        env["DEBUG"] = "true" if opts["debug"] else "false"
-        env["PYTHONUNBUFFERED"] = "1"
-        env.update(extra)
-        return env
-
     # ----------------------------------------------------------------------- section: endpoints
     def _bench_http(self, root: Path, endpoints: list[str], opts, run_id: str) -> dict:
         from django.db import connections
 
         user_agent = f"{USER_AGENT}/{run_id}/endpoints"
-        server = Gunicorn(root=root, workers=opts["workers"], env=self._server_env(opts))
+        server = Gunicorn(root=root, workers=opts["workers"], env=server_env(debug=opts["debug"]))
         pool = None
         results: dict = {}
         try:
@@ -502,7 +217,7 @@ class Command(BaseCommand):
             for name in endpoints:
                 path = ENDPOINTS[name]
                 try:
-                    code, payload = _get(server.port, path, timeout=30)
+                    code, payload = http_get(server.port, path, timeout=30)
                 except OSError as exc:
                     code, payload = 0, str(exc).encode()
                 if code == 404 and name == "api":
@@ -527,7 +242,7 @@ class Command(BaseCommand):
                     self.stdout.write(f"seeded {seeded} bench polls (the list needs at least {MIN_POLLS})")
 
             connections.close_all()  # nothing of ours stays open while the clients run
-            pool = multiprocessing.get_context("spawn").Pool(opts["concurrency"], initializer=_client_init)
+            pool = multiprocessing.get_context("spawn").Pool(opts["concurrency"], initializer=client_init)
             targets = {name: (server.port, ENDPOINTS[name]) for name in active}
             rounds = self._alternate(pool, targets, opts, user_agent)
             for name in active:
@@ -535,7 +250,7 @@ class Command(BaseCommand):
             return results
         finally:
             # A second Ctrl-C (or a signal sent to the whole process group) must not skip the cleanup.
-            with _sigint_ignored():
+            with sigint_ignored():
                 try:
                     if pool is not None:
                         pool.terminate()
@@ -558,8 +273,8 @@ class Command(BaseCommand):
         names = list(targets)
         for name in names:  # every worker imports and caches what it needs before anything is measured
             port, path = targets[name]
-            warm = _chunks(max(opts["concurrency"] * 5, opts["workers"] * 10), opts["concurrency"])
-            pool.map(_client_chunk, [(port, path, n, 30.0, user_agent) for n in warm])
+            warm = chunks(max(opts["concurrency"] * 5, opts["workers"] * 10), opts["concurrency"])
+            pool.map(client_chunk, [(port, path, n, 30.0, user_agent) for n in warm])
         rounds: dict[str, list[dict]] = {name: [] for name in names}
         progress = self._progress(opts["rounds"] * len(names) * opts["requests"], opts["no_progress"])
         try:
@@ -585,10 +300,12 @@ class Command(BaseCommand):
         path = opts["logging_path"]
         user_agent = f"{USER_AGENT}/{run_id}/logging"
         servers = {
-            v: Gunicorn(root=root, workers=opts["workers"], env=self._server_env(opts, NEXUS_REQUEST_LOGGING=v))
+            v: Gunicorn(
+                root=root, workers=opts["workers"], env=server_env(debug=opts["debug"], NEXUS_REQUEST_LOGGING=v)
+            )
             for v in variants
         }
-        flusher = Flusher(root=root, env=self._server_env(opts))
+        flusher = Flusher(root=root, env=server_env(debug=opts["debug"]))
         pool = None
         try:
             flusher.start()
@@ -600,13 +317,13 @@ class Command(BaseCommand):
                 server.start()
             for variant, server in servers.items():
                 self._check_health(server)
-                code, payload = _get(server.port, path, timeout=30)
+                code, payload = http_get(server.port, path, timeout=30)
                 if not 200 <= code < 300:
                     raise CommandError(f"GET {path} answered {code} with logging {variant}: {payload[:200]!r}")
             self.stdout.write(f"flushing with `manage.py flush_request_logs --loop` (pid {flusher.proc.pid})")
 
             connections.close_all()
-            pool = multiprocessing.get_context("spawn").Pool(opts["concurrency"], initializer=_client_init)
+            pool = multiprocessing.get_context("spawn").Pool(opts["concurrency"], initializer=client_init)
             rounds = self._alternate(pool, {v: (s.port, path) for v, s in servers.items()}, opts, user_agent)
             rows = {v: summarise_rounds(path, rounds[v]) for v in variants}
             ratios = {v: self._paired_ratio(rounds[v], rounds["off"]) for v in variants if v != "off"}
@@ -616,7 +333,7 @@ class Command(BaseCommand):
                 zero_loss = self._zero_loss(pool, servers["on"], flusher, path, opts, run_id)
             return {"path": path, "variants": rows, "ratio_over_off": ratios, "zero_loss": zero_loss}
         finally:
-            with _sigint_ignored():
+            with sigint_ignored():
                 try:
                     if pool is not None:
                         pool.terminate()
@@ -765,7 +482,7 @@ class Command(BaseCommand):
                 if "skipped" in row:
                     lines.append(f"  {label(name):<12} {row['path']:<14} skipped: {row['skipped']}")
                     continue
-                rps, p50, p95 = _fmt(row["requests_per_s"], 1), _fmt(row["p50_ms"], 2), _fmt(row["p95_ms"], 2)
+                rps, p50, p95 = fmt(row["requests_per_s"], 1), fmt(row["p50_ms"], 2), fmt(row["p95_ms"], 2)
                 errors = sum(row["errors"].values())
                 lines.append(row_format.format(label(name), row["path"], rps, p50, p95, row["ok"], errors))
                 if row["errors"]:
@@ -826,32 +543,3 @@ class Command(BaseCommand):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
         self.stdout.write("saved " + " and ".join(str(p) for p in paths))
-
-    @staticmethod
-    def _raise_on_sigterm():
-        """SIGTERM raises KeyboardInterrupt, so the finally blocks stop gunicorn; returns the old handler."""
-
-        def handler(signum, frame):
-            raise KeyboardInterrupt
-
-        try:
-            return signal.signal(signal.SIGTERM, handler)
-        except ValueError:  # not the main thread
-            return None
-
-
-@contextlib.contextmanager
-def _sigint_ignored():
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: nothing to do
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _fmt(value, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
