@@ -327,3 +327,11 @@ CELERY_BEAT_SCHEDULE["detect-suspicious-ips"] = {
     "schedule": crontab(minute=5),  # hourly, once the last hour's request logs have been flushed
     "options": {"expires": 3000},
 }
+
+# ---------------------------------------------------------------- Static files under gunicorn
+# gunicorn serves no static files, so under it (the Docker image, `manage.py bench`) Swagger UI, ReDoc, GraphiQL
+# and the admin loaded no CSS or JavaScript. WhiteNoise serves them from the app: from STATIC_ROOT
+# (`manage.py collectstatic`, done in the Dockerfile) and, with DEBUG on, straight from the apps' static folders.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "whitenoise.middleware.WhiteNoiseMiddleware"
+)
