@@ -37,17 +37,22 @@ class AppServer:
 
 
 @pytest.fixture(scope="module")
-def app_server(django_db_setup, django_db_blocker) -> Iterator[AppServer]:
+def app_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[AppServer]:
     """gunicorn on the test database (the tests using it are marked django_db, so that database exists)."""
     from django.core.management import call_command
     from django.db import connections
+    from django.test import override_settings
 
     # Moving to nexus_backend/core/benchmark.py; import from there once it has moved.
     from nexus_backend.core.management.commands.bench import Gunicorn
 
-    call_command("collectstatic", interactive=False, verbosity=0)  # what the Dockerfile does: WhiteNoise serves it
+    # What the Dockerfile does (WhiteNoise serves the result), into a folder of this test's own.
+    static_root = tmp_path_factory.mktemp("staticfiles")
+    with override_settings(STATIC_ROOT=static_root):
+        call_command("collectstatic", interactive=False, verbosity=0)
     env = dict(os.environ)
     env.update(
+        NEXUS_STATIC_ROOT=str(static_root),
         DJANGO_SETTINGS_MODULE="nexus_backend.settings",
         NEXUS_DB_NAME=str(connections["default"].settings_dict["NAME"]),  # the test database
         DEBUG="false",
