@@ -9,6 +9,7 @@ PROFILE ?= ci
 VOTES ?= 100k
 SEED ?= 0
 PREFIX ?= gen_
+BROWSER_TESTS ?= tests/browser
 export PYTHONDONTWRITEBYTECODE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -54,6 +55,13 @@ notebooks: seed ## Re-execute the notebooks from the ci profile and write them b
 test: migrate ## Run the whole test suite (pytest, including the notebooks under nbval)
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
+browser: $(STAMP) ## Headless Chromium opens the API docs, GraphiQL and (after make reports) every report; screenshots in artifacts/browser/
+	@$(BIN)/pytest $(BROWSER_TESTS) -m browser $(PYTEST_ARGS); status=$$?; \
+	  echo "browser screenshots: $(CURDIR)/artifacts/browser/"; exit $$status
+
+vendor-graphiql: ## Re-fetch GraphiQL's JS/CSS from npm into nexus_backend/core/static/graphiql/ (maintainers; needs npm)
+	@scripts/vendor-graphiql.sh
+
 lint: $(STAMP) ## ruff check and format check
 	@$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
@@ -92,4 +100,4 @@ clean: ## Remove generated reports and caches (keeps .venv and .nexus)
 	@find . -name __pycache__ -prune -exec rm -rf {} + ; rm -rf .pytest_cache .ruff_cache
 	@find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 
-.PHONY: help install services stop doctor migrate seed reports notebooks test lint format schema serve worker beat lab bench load data clean
+.PHONY: help install services stop doctor migrate seed reports notebooks test lint format schema serve worker beat lab bench load data clean browser vendor-graphiql

@@ -11,8 +11,9 @@ import logging
 from functools import partial
 
 import strawberry
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
+from django.template.loader import render_to_string
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from graphql import GraphQLError
@@ -66,3 +67,8 @@ class NexusGraphQLView(GraphQLView):
             if reason:
                 return _error(f"CSRF failed: {reason}", "csrf_failed", 403)
         return super().dispatch(request, *args, **kwargs)
+
+    def render_graphql_ide(self, request: HttpRequest) -> HttpResponse:
+        """GraphiQL from the project's static files (strawberry's page loads it from unpkg.com, which breaks
+        offline and sends every visitor's browser to a CDN)."""
+        return HttpResponse(render_to_string("graphql/nexus_graphiql.html", request=request))

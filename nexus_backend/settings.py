@@ -434,3 +434,15 @@ def env_networks(name: str, default: str) -> list:
 
 NEXUS_METRICS_ALLOWED_IPS = env_networks("NEXUS_METRICS_ALLOWED_IPS", "" if PRODUCTION else "127.0.0.1,::1")
 NEXUS_METRICS_TOKEN = os.environ.get("NEXUS_METRICS_TOKEN", "").strip()
+
+# ---------------------------------------------------------------- Static files under gunicorn
+# gunicorn serves no static files, so under it (the Docker image, `manage.py bench`) Swagger UI, ReDoc, GraphiQL
+# and the admin loaded no CSS or JavaScript. WhiteNoise serves them from the app: from STATIC_ROOT
+# (`manage.py collectstatic`, done in the Dockerfile) and, with DEBUG on, straight from the apps' static folders.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "whitenoise.middleware.WhiteNoiseMiddleware"
+)
+# Where collectstatic writes and WhiteNoise reads (default <project>/staticfiles). The browser tests collect into a
+# temporary folder instead: WhiteNoise indexes a filled STATIC_ROOT whenever it starts, and every Django test client
+# starts it again (~60 ms each), which would slow the rest of the suite.
+STATIC_ROOT = Path(os.environ.get("NEXUS_STATIC_ROOT") or STATIC_ROOT)
