@@ -327,3 +327,15 @@ CELERY_BEAT_SCHEDULE["detect-suspicious-ips"] = {
     "schedule": crontab(minute=5),  # hourly, once the last hour's request logs have been flushed
     "options": {"expires": 3000},
 }
+
+# ---------------------------------------------------------------- Faults: outbox and redelivery
+# Tasks a write asks for go through the transactional outbox (nexus_backend/core/outbox.py; README "Faults the
+# suite survives"): a broker that is down delays them, never loses them. Tasks that are safe to run twice say so
+# per task (acks_late=True, reject_on_worker_lost=True), so a worker killed mid-task has it delivered again.
+NEXUS_OUTBOX_RELAY_SECONDS = env_float("NEXUS_OUTBOX_RELAY_SECONDS", 10.0, 1.0)
+NEXUS_OUTBOX_KEEP_DAYS = env_int("NEXUS_OUTBOX_KEEP_DAYS", 7, 1)
+CELERY_BEAT_SCHEDULE["relay-outbox"] = {
+    "task": "nexus_backend.core.tasks.relay_outbox",
+    "schedule": NEXUS_OUTBOX_RELAY_SECONDS,
+    "options": {"expires": NEXUS_OUTBOX_RELAY_SECONDS * 2},  # one relay publishes every pending row
+}
