@@ -14,6 +14,7 @@ Delivery is at-least-once: a crash between the broker accepting a message and th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime, timedelta
 
@@ -45,18 +46,24 @@ def relay(*, ids: list[int] | None = None, limit: int = 500) -> int:
     from nexus_backend.celery import app
 
     published = 0
-    with transaction.atomic():
+    with transaction.atomic(), contextlib.ExitStack() as stack:
         pending = OutboxMessage.objects.select_for_update(skip_locked=True).filter(sent_at__isnull=True)
         if ids is not None:
             pending = pending.filter(pk__in=ids)
+        broker = None
         for message in pending.order_by("pk")[:limit]:
             try:
+                if broker is None:
+                    # max_retries=0: a broker that refuses connections fails this at once, instead of kombu
+                    # retrying for the connect timeout (twice) while a web request waits.
+                    broker = stack.enter_context(app.connection_for_write(transport_options={"max_retries": 0}))
                 app.send_task(
                     message.task,
                     args=message.args,
                     kwargs=message.kwargs,
                     eta=message.eta,
                     task_id=str(message.task_id),
+                    connection=broker,
                     retry=False,
                 )
             except Exception as exc:  # kombu raises several kinds (OperationalError, OSError, ...)
