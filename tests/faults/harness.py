@@ -12,6 +12,7 @@ gunicorn and the request-log flusher come from ``manage.py bench`` (``Gunicorn``
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import pwd
 import shutil
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -31,7 +33,9 @@ from nexus_backend.infra.embedded import _ping, _redis_server_binary
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "NEXUS_DB_NAME")
 
-__all__ = ["Flusher", "Gunicorn", "OwnPostgres", "OwnRabbit", "OwnRedis", "Worker", "manage", "wait_for"]
+AGENT = "nexus-outage-test"  # the User-Agent of every request these tests send: their request logs say so
+
+__all__ = ["Flusher", "Gunicorn", "OwnPostgres", "OwnRabbit", "OwnRedis", "Worker", "get", "load", "manage", "wait_for"]
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
@@ -43,6 +47,27 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
             return value
         assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
         time.sleep(interval)
+
+
+def get(port: int, path: str = "/bench/bare/", method: str = "GET") -> int:
+    """One request (a POST sends ``{}``) to 127.0.0.1:``port``; returns the status."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(
+            method,
+            path,
+            body=b"{}" if method == "POST" else None,
+            headers={"User-Agent": AGENT, "Content-Type": "application/json"},
+        )
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def load(port: int, count: int, path: str = "/bench/bare/") -> list[int]:
+    """``count`` GETs of ``path``, four at a time; returns their statuses in order."""
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(lambda _: get(port, path), range(count)))
 
 
 def port_open(port: int) -> bool:

@@ -27,9 +27,8 @@ from nexus_backend.polls.models import Poll
 from nexus_backend.tracking.models import RequestLog
 from nexus_backend.tracking.tasks import flush_request_logs
 from tests.conftest import bearer
-from tests.tracking.test_outage import AGENT, get, load
 
-from .harness import ROOT, Gunicorn, Worker, wait_for
+from .harness import AGENT, ROOT, Gunicorn, Worker, get, load, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.timeout(300)]
 

@@ -5,24 +5,21 @@ servers show a block made by another process reaching the web workers without a 
 
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
 from nexus_backend.tracking.models import RequestLog
-from tests.faults.harness import Flusher, Gunicorn, OwnRedis, wait_for
+from tests.faults.harness import AGENT, Flusher, Gunicorn, OwnRedis, get, load, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENT = "nexus-outage-test"
 
 
 @pytest.fixture
@@ -50,25 +47,6 @@ def stack(tmp_path):
         web.stop()
         flusher.stop()
         redis_server.stop()
-
-
-def get(port: int, path: str = "/bench/bare/", method: str = "GET") -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request(
-            method,
-            path,
-            body=b"{}" if method == "POST" else None,
-            headers={"User-Agent": AGENT, "Content-Type": "application/json"},
-        )
-        return conn.getresponse().status
-    finally:
-        conn.close()
-
-
-def load(port: int, count: int) -> list[int]:
-    with ThreadPoolExecutor(4) as pool:
-        return list(pool.map(lambda _: get(port), range(count)))
 
 
 def rows() -> int:
