@@ -53,6 +53,9 @@ notebooks: seed ## Re-execute the notebooks from the ci profile and write them b
 test: migrate ## Run the whole test suite (pytest, including the notebooks under nbval)
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
+faults: migrate ## Only the fault tests (tests/faults): broker down, worker killed, PostgreSQL restarted, embedded servers killed
+	@$(BIN)/pytest tests/faults -p no:randomly $(PYTEST_ARGS)
+
 lint: $(STAMP) ## ruff check and format check
 	@$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
@@ -88,4 +91,4 @@ clean: ## Remove generated reports and caches (keeps .venv and .nexus)
 	@find . -name __pycache__ -prune -exec rm -rf {} + ; rm -rf .pytest_cache .ruff_cache
 	@find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 
-.PHONY: help install services stop doctor migrate seed reports notebooks test lint format schema serve worker beat lab bench data clean
+.PHONY: help install services stop doctor migrate seed reports notebooks test faults lint format schema serve worker beat lab bench data clean

@@ -113,7 +113,7 @@ def test_poll_create_enqueues_its_close_after_commit(worker_queue):
 
 
 def test_nothing_is_enqueued_when_the_transaction_rolls_back(worker_queue):
-    from celery.signals import before_task_publish
+    from celery.signals import after_task_publish
     from django.db import transaction
 
     from nexus_backend.core.models import OutboxMessage
@@ -125,7 +125,7 @@ def test_nothing_is_enqueued_when_the_transaction_rolls_back(worker_queue):
         if sender == tasks.close_poll.name:
             published.append(headers["id"])
 
-    before_task_publish.connect(on_publish)
+    after_task_publish.connect(on_publish)
     try:
         with pytest.raises(RuntimeError), transaction.atomic():
             services.poll_create(
@@ -145,4 +145,4 @@ def test_nothing_is_enqueued_when_the_transaction_rolls_back(worker_queue):
         message = OutboxMessage.objects.get()  # written in the poll's transaction, published after its commit
         assert published == [str(message.task_id)] and message.sent_at is not None
     finally:
-        before_task_publish.disconnect(on_publish)
+        after_task_publish.disconnect(on_publish)
