@@ -38,6 +38,14 @@ def enqueue_on_commit(task, *args, eta: datetime | None = None, **kwargs) -> Out
     return message
 
 
+def broker_connection():
+    """A connection for one relay. ``max_retries=0``: a broker that refuses connections fails the publish at once,
+    instead of kombu retrying for the connect timeout (twice over) while a web request waits."""
+    from nexus_backend.celery import app
+
+    return app.connection_for_write(transport_options={"max_retries": 0})
+
+
 def relay(*, ids: list[int] | None = None, limit: int = 500) -> int:
     """Publish pending messages (those in ``ids``, or the oldest ``limit``) and mark them sent.
 
@@ -54,9 +62,7 @@ def relay(*, ids: list[int] | None = None, limit: int = 500) -> int:
         for message in pending.order_by("pk")[:limit]:
             try:
                 if broker is None:
-                    # max_retries=0: a broker that refuses connections fails this at once, instead of kombu
-                    # retrying for the connect timeout (twice) while a web request waits.
-                    broker = stack.enter_context(app.connection_for_write(transport_options={"max_retries": 0}))
+                    broker = stack.enter_context(broker_connection())
                 app.send_task(
                     message.task,
                     args=message.args,

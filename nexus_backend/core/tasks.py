@@ -22,8 +22,9 @@ def relay_outbox() -> dict:
 def _relay_when_a_worker_starts(sender=None, **_) -> None:
     """A worker that starts has a broker that answers: relay what waited, now rather than at the next beat.
 
-    Sent as a task (not run here): the worker's main process does no database work."""
+    Sent as a task to a queue this worker consumes (the worker's main process does no database work)."""
+    queues = getattr(getattr(sender, "task_consumer", None), "queues", None) or []
     try:
-        relay_outbox.apply_async(retry=False)
+        relay_outbox.apply_async(queue=queues[0].name if queues else None, retry=False)
     except Exception as exc:  # the beat task catches up
         logger.warning("outbox: could not ask for a relay at worker start (%s)", exc)

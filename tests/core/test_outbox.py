@@ -12,13 +12,14 @@ import pytest
 from celery.signals import after_task_publish
 from django.db import transaction
 from django.utils import timezone
+from kombu import Connection
 
-from nexus_backend.celery import app
 from nexus_backend.core import outbox
 from nexus_backend.core.models import OutboxMessage
 from nexus_backend.polls.tasks import close_poll
 
 pytestmark = pytest.mark.django_db(transaction=True)
+CLOSED_PORT = "amqp://guest:guest@127.0.0.1:1//"  # nothing listens on port 1
 
 
 @contextlib.contextmanager
@@ -37,17 +38,21 @@ def published():
         after_task_publish.disconnect(on_publish)
 
 
-@contextlib.contextmanager
-def broker_down():
-    previous = app.conf.broker_write_url
-    app.conf.broker_write_url = "amqp://guest:guest@127.0.0.1:1//"  # nothing listens on port 1
-    try:
-        yield
-    finally:
-        app.conf.broker_write_url = previous
+@pytest.fixture
+def broker_down(monkeypatch):
+    """The outbox's broker connections go to a closed port while inside the block."""
+
+    @contextlib.contextmanager
+    def down():
+        with monkeypatch.context() as patch:
+            closed = lambda: Connection(CLOSED_PORT, transport_options={"max_retries": 0})  # noqa: E731
+            patch.setattr(outbox, "broker_connection", closed)
+            yield
+
+    return down
 
 
-def test_broker_down_keeps_the_task_pending_then_the_relay_sends_it_once():
+def test_broker_down_keeps_the_task_pending_then_the_relay_sends_it_once(broker_down):
     with broker_down(), published() as seen, transaction.atomic():
         message = outbox.enqueue_on_commit(close_poll, 0, eta=timezone.now() + timedelta(hours=1))
     message.refresh_from_db()
@@ -63,7 +68,7 @@ def test_broker_down_keeps_the_task_pending_then_the_relay_sends_it_once():
     assert outbox.pending_count() == 0
 
 
-def test_relay_sends_pending_rows_in_order_and_stops_at_the_first_broker_error():
+def test_relay_sends_pending_rows_in_order_and_stops_at_the_first_broker_error(broker_down):
     rows = [OutboxMessage.objects.create(task=close_poll.name, args=[0]) for _ in range(3)]
     with broker_down():
         assert outbox.relay() == 0
