@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from nexus_backend.core.management.commands.bench import Flusher, Gunicorn, _free_port, _terminate
+from nexus_backend.infra.embedded import _alive as pid_alive  # a zombie (killed, not yet reaped) counts as dead
 from nexus_backend.infra.embedded import _ping, _redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,19 @@ SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT
 
 AGENT = "nexus-outage-test"  # the User-Agent of every request these tests send: their request logs say so
 
-__all__ = ["Flusher", "Gunicorn", "OwnPostgres", "OwnRabbit", "OwnRedis", "Worker", "get", "load", "manage", "wait_for"]
+__all__ = [
+    "Flusher",
+    "Gunicorn",
+    "OwnPostgres",
+    "OwnRabbit",
+    "OwnRedis",
+    "Worker",
+    "get",
+    "load",
+    "manage",
+    "pid_alive",
+    "wait_for",
+]
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
@@ -81,17 +94,6 @@ def shared_folder(prefix: str) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     folder.chmod(0o755)
     return folder
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(OSError):  # a zombie (killed, not yet reaped by init) is dead
-        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-            return False
-    return True
 
 
 # ------------------------------------------------------------------------------------------------ Redis
