@@ -62,6 +62,9 @@ browser: $(STAMP) ## Headless Chromium opens the API docs, GraphiQL and (after m
 vendor-graphiql: ## Re-fetch GraphiQL's JS/CSS from npm into nexus_backend/core/static/graphiql/ (maintainers; needs npm)
 	@scripts/vendor-graphiql.sh
 
+faults: migrate ## Only the fault tests (tests/faults): broker down, worker killed, PostgreSQL restarted, embedded servers killed
+	@$(BIN)/pytest tests/faults -p no:randomly $(PYTEST_ARGS)
+
 lint: $(STAMP) ## ruff check and format check
 	@$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
@@ -100,4 +103,4 @@ clean: ## Remove generated reports and caches (keeps .venv and .nexus)
 	@find . -name __pycache__ -prune -exec rm -rf {} + ; rm -rf .pytest_cache .ruff_cache
 	@find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 
-.PHONY: help install services stop doctor migrate seed reports notebooks test lint format schema serve worker beat lab bench load data clean browser vendor-graphiql
+.PHONY: help install services stop doctor migrate seed reports notebooks test faults lint format schema serve worker beat lab bench load data clean browser vendor-graphiql

@@ -446,3 +446,15 @@ MIDDLEWARE.insert(
 # temporary folder instead: WhiteNoise indexes a filled STATIC_ROOT whenever it starts, and every Django test client
 # starts it again (~60 ms each), which would slow the rest of the suite.
 STATIC_ROOT = Path(os.environ.get("NEXUS_STATIC_ROOT") or STATIC_ROOT)
+
+# ---------------------------------------------------------------- Faults: outbox and redelivery
+# Tasks a write asks for go through the transactional outbox (nexus_backend/core/outbox.py; README "Faults the
+# suite survives"): a broker that is down delays them, never loses them. Tasks that are safe to run twice say so
+# per task (acks_late=True, reject_on_worker_lost=True), so a worker killed mid-task has it delivered again.
+NEXUS_OUTBOX_RELAY_SECONDS = env_float("NEXUS_OUTBOX_RELAY_SECONDS", 10.0, 1.0)
+NEXUS_OUTBOX_KEEP_DAYS = env_int("NEXUS_OUTBOX_KEEP_DAYS", 7, 1)
+CELERY_BEAT_SCHEDULE["relay-outbox"] = {
+    "task": "nexus_backend.core.tasks.relay_outbox",
+    "schedule": NEXUS_OUTBOX_RELAY_SECONDS,
+    "options": {"expires": NEXUS_OUTBOX_RELAY_SECONDS * 2},  # one relay publishes every pending row
+}

@@ -68,6 +68,7 @@ def _pg_server():
 def ensure_postgres() -> PostgresInfo:
     """Start the embedded PostgreSQL if it is not running, create the ``nexus`` database, return where it is."""
     with _locked("postgres"):
+        _clear_stale_postmaster_pid()
         try:
             server = _pg_server()
         except Exception as exc:  # pgserver raises CalledProcessError/TimeoutExpired with the log on stderr
@@ -84,6 +85,25 @@ def ensure_postgres() -> PostgresInfo:
             marker.touch()
         info = server.get_postmaster_info()
         return PostgresInfo(socket_dir=str(info.socket_dir), pid=server.get_pid(), data_dir=str(server.pgdata))
+
+
+def _clear_stale_postmaster_pid() -> None:
+    """A postmaster killed with SIGKILL leaves ``postmaster.pid`` and its socket's lock file behind. While nobody has
+    reaped it, its pid is a zombie that pgserver (psutil) and PostgreSQL's own lock checks both take for a running
+    server: the first would hand out a dead socket, the second would refuse to start. When the pid is gone or a
+    zombie, remove both files so the server starts again."""
+    pidfile = state_dir() / "pgdata" / "postmaster.pid"
+    if not pidfile.exists() or postgres_running() is not None:
+        return
+    with contextlib.suppress(OSError):
+        lines = pidfile.read_text().splitlines()
+        pid = lines[0].strip() if lines else ""
+        socket_dir = Path(lines[4].strip()) if len(lines) > 4 and lines[4].strip() else pidfile.parent
+        for lock in socket_dir.glob(".s.PGSQL.*.lock"):
+            with contextlib.suppress(OSError, IndexError):
+                if lock.read_text().splitlines()[0].strip() == pid:
+                    lock.unlink()
+        pidfile.unlink(missing_ok=True)
 
 
 def postgres_location() -> PostgresInfo:

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from nexus_backend.caching import invalidation
 from nexus_backend.core.exceptions import Conflict, DomainError, NotFound, PermissionDenied
+from nexus_backend.core.outbox import enqueue_on_commit
 
 from . import counting, selectors
 from .models import VOTE_OPTION_IN_POLL_FK, Option, Poll, Vote
@@ -104,18 +105,11 @@ def poll_create(
 
 
 def _schedule_close(poll_id: int, when: datetime) -> None:
-    """Ask Celery to close the poll at its expiry, once this transaction has committed.
-
-    The minutely beat task closes expired polls too, so a broker that is down costs nothing but a delay."""
+    """Ask Celery to close the poll at its expiry: through the outbox, so a broker that is down delays the task
+    instead of losing it (``nexus_backend.core.outbox``). The minutely beat task closes expired polls too."""
     from .tasks import close_poll
 
-    def enqueue() -> None:
-        try:
-            close_poll.apply_async(args=[poll_id], eta=when, retry=False)
-        except Exception:  # broker unreachable: beat's close_expired_polls catches up
-            logger.warning("could not enqueue close_poll(%s); the beat task will close it", poll_id)
-
-    transaction.on_commit(enqueue)
+    enqueue_on_commit(close_poll, poll_id, eta=when)
 
 
 def _check_can_edit(poll: Poll, user) -> None:

@@ -9,7 +9,8 @@ from .services import poll_close_if_expired, polls_close_expired
 logger = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True)  # idempotent: closing an already-closed poll changes nothing
+# idempotent: closing an already-closed poll changes nothing
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def close_expired_polls() -> int:
     closed = polls_close_expired()
     if closed:
@@ -17,7 +18,7 @@ def close_expired_polls() -> int:
     return closed
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def close_poll(poll_id: int) -> bool:
     """Close one poll at its expiry (enqueued on commit by ``poll_create``). Idempotent."""
     closed = poll_close_if_expired(poll_id=poll_id)
@@ -26,7 +27,8 @@ def close_poll(poll_id: int) -> bool:
     return closed
 
 
-@shared_task(acks_late=True)  # idempotent: a refresh recomputes the whole view from the votes
+# idempotent: a refresh recomputes the whole view from the votes
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def refresh_vote_summary() -> float | None:
     """Refresh the ``summary`` counting strategy's materialised view (beat; see ``counting.py``).
 

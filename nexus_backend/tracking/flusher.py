@@ -25,6 +25,8 @@ import psycopg2
 import redis
 from django.db import DataError, connection, transaction
 
+from nexus_backend.core.faults import pause_point
+
 from .recorder import RECORDER, lost_key, new_redis_client, spool_dir, stream_key
 
 logger = logging.getLogger(__name__)
@@ -128,6 +130,7 @@ def flush_batch(*, client: redis.Redis | None = None, max_entries: int = 20) -> 
         return FlushResult(busy=True)
     result.entries, result.records = len(ids), len(lines)
     result.duplicates = result.records - result.inserted - result.lost
+    pause_point("flush-after-commit")  # tests/faults: a worker killed here must lose nothing and double nothing
     client.xdel(key, *ids)
     if result.lost:
         client.incrby(lost_key(), result.lost)

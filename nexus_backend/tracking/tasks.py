@@ -11,19 +11,22 @@ from . import flusher, services
 logger = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True)  # idempotent: request_id makes a repeated flush insert nothing twice
+# idempotent: request_id makes a repeated flush insert nothing twice
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def flush_request_logs() -> dict:
     """Beat, every NEXUS_REQUEST_LOG_FLUSH_SECONDS: Redis stream (and spool files) -> RequestLog, with COPY."""
     return flusher.flush().as_dict()
 
 
-@shared_task(acks_late=True)  # idempotent: deleting what is already gone deletes nothing
+# idempotent: deleting what is already gone deletes nothing
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def prune_request_logs() -> int:
     """Beat, daily: delete request logs older than NEXUS_REQUEST_LOG_RETENTION_DAYS."""
     return services.request_log_prune()
 
 
-@shared_task(acks_late=True)  # idempotent: the same window upserts the same SuspiciousIP rows
+# idempotent: the same window upserts the same SuspiciousIP rows
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def detect_suspicious_ips(window_start: str | None = None, window_end: str | None = None) -> dict:
     """Beat, hourly: the detector over the last complete window of RequestLog -> SuspiciousIP (and auto-blocks)."""
     from datetime import datetime

@@ -113,12 +113,19 @@ def test_poll_create_enqueues_its_close_after_commit(worker_queue):
 
 
 def test_nothing_is_enqueued_when_the_transaction_rolls_back(worker_queue):
+    from celery.signals import after_task_publish
     from django.db import transaction
 
+    from nexus_backend.core.models import OutboxMessage
+
     owner = get_user_model().objects.create_user("task-owner3", password="x-Strong-pass-123")
-    sent = []
-    original = tasks.close_poll.apply_async
-    tasks.close_poll.apply_async = lambda *a, **kw: sent.append((a, kw))
+    published = []
+
+    def on_publish(sender=None, headers=None, **_):
+        if sender == tasks.close_poll.name:
+            published.append(headers["id"])
+
+    after_task_publish.connect(on_publish)
     try:
         with pytest.raises(RuntimeError), transaction.atomic():
             services.poll_create(
@@ -128,13 +135,14 @@ def test_nothing_is_enqueued_when_the_transaction_rolls_back(worker_queue):
                 expires_at=timezone.now() + timedelta(hours=1),
             )
             raise RuntimeError("abort")
-        assert sent == []
+        assert published == [] and not OutboxMessage.objects.exists()
         services.poll_create(
             owner=owner,
             question="committed",
             options=["a", "b"],
             expires_at=timezone.now() + timedelta(hours=1),
         )
-        assert len(sent) == 1
+        message = OutboxMessage.objects.get()  # written in the poll's transaction, published after its commit
+        assert published == [str(message.task_id)] and message.sent_at is not None
     finally:
-        tasks.close_poll.apply_async = original
+        after_task_publish.disconnect(on_publish)

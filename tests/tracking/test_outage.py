@@ -5,55 +5,21 @@ servers show a block made by another process reaching the web workers without a 
 
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
-from nexus_backend.core.benchmark import Flusher, Gunicorn, free_port
-from nexus_backend.infra.embedded import _ping, _redis_server_binary
 from nexus_backend.tracking.models import RequestLog
+from tests.faults.harness import AGENT, Flusher, Gunicorn, OwnRedis, get, load, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENT = "nexus-outage-test"
-
-
-class OwnRedis:
-    """A redis-server for this test only (never the shared one): stop() is a clean SHUTDOWN (SIGTERM)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def start(self) -> None:
-        args = [_redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
-        args += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"]
-        args += ["--logfile", str(self.folder / "redis.log")]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not _ping("127.0.0.1", self.port):
-            assert time.monotonic() < deadline, "the test's redis-server did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
-        self.proc = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
 
 
 @pytest.fixture
@@ -81,35 +47,6 @@ def stack(tmp_path):
         web.stop()
         flusher.stop()
         redis_server.stop()
-
-
-def get(port: int, path: str = "/bench/bare/", method: str = "GET") -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request(
-            method,
-            path,
-            body=b"{}" if method == "POST" else None,
-            headers={"User-Agent": AGENT, "Content-Type": "application/json"},
-        )
-        return conn.getresponse().status
-    finally:
-        conn.close()
-
-
-def load(port: int, count: int) -> list[int]:
-    with ThreadPoolExecutor(4) as pool:
-        return list(pool.map(lambda _: get(port), range(count)))
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
 
 
 def rows() -> int:
