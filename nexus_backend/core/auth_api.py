@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework_simplejwt import views as jwt_views
 
 from nexus_backend.core import openapi as docs
+from nexus_backend.core.fields import CharField
 from nexus_backend.polls import services
 from nexus_backend.tracking.throttles import LOGIN_THROTTLES
 
@@ -23,7 +24,7 @@ User = get_user_model()
 
 
 class RegisterSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
+    username = CharField(max_length=150, validators=[UnicodeUsernameValidator()])
     email = serializers.EmailField()
     password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
 

@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -63,6 +66,7 @@ def exception_handler(exc, context):
     return response
 
 
+@csrf_exempt  # an unknown path is a 404 for every method, not a CSRF failure (HTML) for POSTs
 def json_404(request, exception=None):
     return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
 
@@ -72,4 +76,18 @@ def json_500(request):
 
 
 def json_400(request, exception=None):
+    if isinstance(exception, RequestDataTooBig):  # the body outgrew DATA_UPLOAD_MAX_MEMORY_SIZE while being read
+        return json_413(request)
     return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
+
+
+def json_413(request, length: int | None = None):
+    """The body is larger than ``NEXUS_MAX_BODY_BYTES`` (``length``: its declared Content-Length, if known)."""
+    size = f"The request body ({length:,} bytes)" if length is not None else "The request body"
+    detail = f"{size} is larger than the limit of {settings.NEXUS_MAX_BODY_BYTES:,} bytes."
+    return JsonResponse({"detail": detail, "code": "request_too_large"}, status=413)
+
+
+def csrf_failure(request, reason: str = ""):
+    """``CSRF_FAILURE_VIEW``: a session-authenticated write without a valid CSRF token, answered as JSON."""
+    return JsonResponse({"detail": f"CSRF check failed: {reason}", "code": "csrf_failed"}, status=403)
