@@ -11,6 +11,7 @@ import logging
 from functools import partial
 
 import strawberry
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
@@ -20,7 +21,7 @@ from rest_framework.authentication import CSRFCheck
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from strawberry.django.views import GraphQLView
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
 from nexus_backend.polls.graphql import Mutation, Query
 
@@ -41,7 +42,17 @@ class NexusSchema(strawberry.Schema):
                 logger.error("GraphQL resolver failed", exc_info=error.original_error)
 
 
-schema = NexusSchema(query=Query, mutation=Mutation, extensions=[partial(MaskErrors, should_mask_error=_is_unexpected)])
+# Cost limits, read from settings on every request (NEXUS_GRAPHQL_MAX_*): a query nested too deep, with too many
+# aliases (one field asked for 1,000 times) or too long is refused before any resolver runs, with HTTP 200 and
+# a GraphQL error naming the limit (GraphQL over HTTP: a document that fails validation is still answered 200).
+LIMITS = [
+    lambda: MaxTokensLimiter(max_token_count=settings.NEXUS_GRAPHQL_MAX_TOKENS),
+    lambda: QueryDepthLimiter(max_depth=settings.NEXUS_GRAPHQL_MAX_DEPTH),
+    lambda: MaxAliasesLimiter(max_alias_count=settings.NEXUS_GRAPHQL_MAX_ALIASES),
+]
+schema = NexusSchema(
+    query=Query, mutation=Mutation, extensions=[*LIMITS, partial(MaskErrors, should_mask_error=_is_unexpected)]
+)
 
 
 def _error(message: str, code: str, status: int) -> JsonResponse:
