@@ -11,6 +11,7 @@ import logging
 from functools import partial
 
 import strawberry
+from cross_web import HTTPException
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.middleware.csrf import get_token
@@ -76,4 +77,13 @@ class NexusGraphQLView(GraphQLView):
             reason = check.process_view(request, None, (), {})
             if reason:
                 return _error(f"CSRF failed: {reason}", "csrf_failed", 403)
-        return super().dispatch(request, *args, **kwargs)
+        if request.method == "POST":
+            try:
+                request.body.decode()  # strawberry decodes it unguarded: invalid UTF-8 was a 500
+            except UnicodeDecodeError:
+                return _error("The request body is not valid UTF-8.", "bad_request", 400)
+        try:
+            return self.run(request=request)
+        except HTTPException as exc:  # strawberry answers these in text/plain; the project's errors are JSON
+            code = {405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code, "bad_request")
+            return _error(exc.reason, code, exc.status_code)
