@@ -104,3 +104,42 @@ def test_every_operation_answers_as_documented(case, world):
     for who, headers in world.items():
         SENT[(case.operation.label, who)] += 1
         case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
+
+
+# ---------------------------------------------------------------- what the fuzzer found, pinned down
+
+
+def test_options_on_a_poll_is_answered_not_a_500(auth_client, poll):
+    response = auth_client.options(f"/api/polls/{poll.pk}/")
+    assert response.status_code == 200
+    assert response.json()["name"] == "Poll Detail"
+
+
+def test_a_post_to_an_unknown_api_path_is_a_json_404_not_an_html_csrf_page(db):
+    response = APIClient().post("/api/polls/1,2/vote/", {"option": 1}, format="json")
+    assert (response.status_code, response["Content-Type"]) == (404, "application/json")
+    assert response.json()["code"] == "not_found"
+
+
+def test_a_csrf_failure_is_json(db):
+    from django.test import Client
+
+    response = Client(enforce_csrf_checks=True).post("/admin/login/", {"username": "a", "password": "b"})
+    assert (response.status_code, response["Content-Type"]) == (403, "application/json")
+    assert response.json()["code"] == "csrf_failed"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"), [("page_size=abc", "page_size"), ("page_size=0", "page_size"), ("owner=", "owner")]
+)
+def test_invalid_list_parameters_are_refused(db, query, field):
+    response = APIClient().get(f"/api/polls/?{query}")
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_max_length_counts_the_text_as_sent(auth_client):
+    # 201 characters, 200 once the leading space is trimmed: the schema's maxLength is 200, so it is refused.
+    response = auth_client.post("/api/polls/", {"question": "Q?", "options": [" " + "x" * 200, "b"]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["options"] == {"0": ["Ensure this field has no more than 200 characters."]}
