@@ -96,7 +96,9 @@ def _report(request):
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+)
 def test_every_operation_answers_as_documented(case, world):
     poll_id = (case.path_parameters or {}).get("poll_id")
     if isinstance(poll_id, int) and 1 <= poll_id <= len(_POLLS):
