@@ -1,8 +1,9 @@
 """A Postman collection (format v2.1) made from the committed OpenAPI schema, for learners who use Postman.
 
-Why a generator of our own: the maintained converter is Postman's ``openapi-to-postmanv2`` (Node); the PyPI
-packages that do this are young one-person projects. The mapping needed here is small and is kept stable, so
-the committed collection can be checked for drift like ``openapi.yaml`` (``tests/test_postman.py``).
+Why a generator of our own: the maintained converter is Postman's ``openapi-to-postmanv2`` (Node, not a
+dependency of this project); the PyPI packages found for it (django-api-contract, postman-sync,
+openapi2httpie) are 0.1 releases. The mapping needed here is small and kept stable, so the committed
+collection can be checked for drift like ``openapi.yaml`` (``tests/test_postman.py``).
 
 The mapping:
 - one folder per OpenAPI tag, one request per operation, named by its summary, in schema order;
