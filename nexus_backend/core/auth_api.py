@@ -26,7 +26,7 @@ User = get_user_model()
 class RegisterSerializer(serializers.Serializer):
     username = CharField(max_length=150, validators=[UnicodeUsernameValidator()])
     email = serializers.EmailField()
-    password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+    password = CharField(write_only=True, max_length=128, trim_whitespace=False)
 
 
 class UserSerializer(serializers.ModelSerializer):

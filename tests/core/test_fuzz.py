@@ -145,3 +145,24 @@ def test_max_length_counts_the_text_as_sent(auth_client):
     response = auth_client.post("/api/polls/", {"question": "Q?", "options": [" " + "x" * 200, "b"]}, format="json")
     assert response.status_code == 400
     assert response.json()["options"] == {"0": ["Ensure this field has no more than 200 characters."]}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/polls/", {"question": "Q?", "options": ["a", "b"], "description": 189010}, "description"),
+        ("/api/polls/", {"question": 42, "options": ["a", "b"]}, "question"),
+        ("/api/auth/register/", {"username": "ada", "email": "ada@example.com", "password": 12345678}, "password"),
+    ],
+)
+def test_a_number_is_not_a_string(auth_client, path, body, field):
+    response = auth_client.post(path, body, format="json")
+    assert response.status_code == 400
+    assert response.json()[field] == ["Not a valid string."]
+
+
+@pytest.mark.parametrize("option", ["1", 1.0, True])
+def test_a_vote_option_must_be_a_json_integer(client_for, other_user, poll, option):
+    response = client_for(other_user).post(f"/api/polls/{poll.pk}/vote/", {"option": option}, format="json")
+    assert response.status_code == 400
+    assert response.json()["option"] == ["A valid integer is required."]

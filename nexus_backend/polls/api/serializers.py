@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from nexus_backend.core.fields import CharField
+from nexus_backend.core.fields import CharField, IntegerField
 
 from ..models import Option, Poll, Vote
 from ..services import MAX_OPTIONS, MIN_OPTIONS
@@ -75,7 +75,7 @@ class PollResultsSerializer(serializers.Serializer):
 # ---------------------------------------------------------------- input
 class PollCreateSerializer(serializers.Serializer):
     question = CharField(max_length=QUESTION_MAX)
-    description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    description = CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     options = serializers.ListField(
         child=CharField(max_length=OPTION_TEXT_MAX),
         min_length=MIN_OPTIONS,
@@ -92,7 +92,7 @@ class PollUpdateSerializer(serializers.Serializer):
     the fields sent. `expires_at: null` removes the expiry. Options can change only before the first vote."""
 
     question = CharField(max_length=QUESTION_MAX)
-    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    description = CharField(required=False, allow_blank=True, trim_whitespace=False)
     options = serializers.ListField(
         child=CharField(max_length=OPTION_TEXT_MAX),
         min_length=MIN_OPTIONS,
@@ -131,4 +131,4 @@ class PollFilterSerializer(serializers.Serializer):
 
 
 class VoteCreateSerializer(serializers.Serializer):
-    option = serializers.IntegerField(min_value=1, help_text="Id of one of this poll's options.")
+    option = IntegerField(min_value=1, help_text="Id of one of this poll's options.")
