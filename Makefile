@@ -10,6 +10,7 @@ VOTES ?= 100k
 SEED ?= 0
 PREFIX ?= gen_
 BROWSER_TESTS ?= tests/browser
+FUZZ_EXAMPLES ?= 200
 export PYTHONDONTWRITEBYTECODE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -71,9 +72,16 @@ lint: $(STAMP) ## ruff check and format check
 format: $(STAMP) ## Format the code with ruff
 	@$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
-schema: $(STAMP) ## Regenerate the committed OpenAPI schema (openapi.yaml)
+schema: $(STAMP) ## Regenerate the committed OpenAPI schema (openapi.yaml) and the Postman collection made from it
 	@$(PY) manage.py spectacular --file openapi.yaml --validate
 	@echo "wrote openapi.yaml"
+	@$(PY) manage.py postman
+
+postman: $(STAMP) ## Regenerate postman/nexus.postman_collection.json from openapi.yaml
+	@$(PY) manage.py postman
+
+fuzz: migrate ## schemathesis over openapi.yaml, every operation as anonymous/user/staff (FUZZ_EXAMPLES=200)
+	@FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/core/test_fuzz.py -p no:randomly -q --timeout 1800
 
 serve: migrate ## Run web (:8000) + Celery worker + beat; Ctrl-C stops all three
 	@$(PY) manage.py serve
@@ -103,4 +111,4 @@ clean: ## Remove generated reports and caches (keeps .venv and .nexus)
 	@find . -name __pycache__ -prune -exec rm -rf {} + ; rm -rf .pytest_cache .ruff_cache
 	@find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 
-.PHONY: help install services stop doctor migrate seed reports notebooks test faults lint format schema serve worker beat lab bench load data clean browser vendor-graphiql
+.PHONY: help install services stop doctor migrate seed reports notebooks test faults fuzz lint format schema postman serve worker beat lab bench load data clean browser vendor-graphiql

@@ -11,6 +11,8 @@ import logging
 from functools import partial
 
 import strawberry
+from cross_web import HTTPException
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
@@ -21,7 +23,7 @@ from rest_framework.authentication import CSRFCheck
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from strawberry.django.views import GraphQLView
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
 from nexus_backend.polls.graphql import Mutation, Query
 
@@ -42,7 +44,17 @@ class NexusSchema(strawberry.Schema):
                 logger.error("GraphQL resolver failed", exc_info=error.original_error)
 
 
-schema = NexusSchema(query=Query, mutation=Mutation, extensions=[partial(MaskErrors, should_mask_error=_is_unexpected)])
+# Cost limits, read from settings on every request (NEXUS_GRAPHQL_MAX_*): a query nested too deep, with too many
+# aliases (one field asked for 1,000 times) or too long is refused before any resolver runs, with HTTP 200 and
+# a GraphQL error naming the limit (GraphQL over HTTP: a document that fails validation is still answered 200).
+LIMITS = [
+    lambda: MaxTokensLimiter(max_token_count=settings.NEXUS_GRAPHQL_MAX_TOKENS),
+    lambda: QueryDepthLimiter(max_depth=settings.NEXUS_GRAPHQL_MAX_DEPTH),
+    lambda: MaxAliasesLimiter(max_alias_count=settings.NEXUS_GRAPHQL_MAX_ALIASES),
+]
+schema = NexusSchema(
+    query=Query, mutation=Mutation, extensions=[*LIMITS, partial(MaskErrors, should_mask_error=_is_unexpected)]
+)
 
 
 def _error(message: str, code: str, status: int) -> JsonResponse:
@@ -66,7 +78,16 @@ class NexusGraphQLView(GraphQLView):
             reason = check.process_view(request, None, (), {})
             if reason:
                 return _error(f"CSRF failed: {reason}", "csrf_failed", 403)
-        return super().dispatch(request, *args, **kwargs)
+        if request.method == "POST":
+            try:
+                request.body.decode()  # strawberry decodes it unguarded: invalid UTF-8 was a 500
+            except UnicodeDecodeError:
+                return _error("The request body is not valid UTF-8.", "bad_request", 400)
+        try:
+            return self.run(request=request)
+        except HTTPException as exc:  # strawberry answers these in text/plain; the project's errors are JSON
+            code = {405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code, "bad_request")
+            return _error(exc.reason, code, exc.status_code)
 
     def render_graphql_ide(self, request: HttpRequest) -> HttpResponse:
         """GraphiQL from the project's static files (strawberry's page loads it from unpkg.com, which breaks

@@ -458,3 +458,23 @@ CELERY_BEAT_SCHEDULE["relay-outbox"] = {
     "schedule": NEXUS_OUTBOX_RELAY_SECONDS,
     "options": {"expires": NEXUS_OUTBOX_RELAY_SECONDS * 2},  # one relay publishes every pending row
 }
+
+# ---------------------------------------------------------------- Hardening: request bodies, GraphQL limits, OpenAPI
+# Bodies, parsers and query limits checked by the fuzz, body-limit and GraphQL-limit tests (README "Hardening").
+# Larger bodies are refused with 413 from Content-Length alone, before they are read (core/middleware.py); placed
+# after the request-context middleware so a 413 carries the request id and is counted in the metrics.
+NEXUS_MAX_BODY_BYTES = env_int("NEXUS_MAX_BODY_BYTES", 1024 * 1024, 1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = NEXUS_MAX_BODY_BYTES  # request.body (GraphQL, forms) read past it: 413 too
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("nexus_backend.core.middleware.RequestContextMiddleware") + 1,
+    "nexus_backend.core.middleware.BodySizeLimitMiddleware",
+)
+# The API speaks JSON only: a form or multipart body is 415, and the schema documents application/json alone.
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["rest_framework.parsers.JSONParser"]
+# Shared refusals (401/403/413/415/429) documented on every operation that can give them (core/openapi.py).
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "nexus_backend.core.openapi.NexusAutoSchema"
+CSRF_FAILURE_VIEW = "nexus_backend.core.exceptions.csrf_failure"  # JSON 403, never Django's HTML page
+# GraphQL (nexus_backend/schema.py): deeper, more aliased or longer queries are refused before they run.
+NEXUS_GRAPHQL_MAX_DEPTH = env_int("NEXUS_GRAPHQL_MAX_DEPTH", 8, 1)
+NEXUS_GRAPHQL_MAX_ALIASES = env_int("NEXUS_GRAPHQL_MAX_ALIASES", 15, 1)
+NEXUS_GRAPHQL_MAX_TOKENS = env_int("NEXUS_GRAPHQL_MAX_TOKENS", 2000, 10)

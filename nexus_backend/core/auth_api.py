@@ -21,6 +21,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 from rest_framework_simplejwt.tokens import UntypedToken
 
 from nexus_backend.core import openapi as docs
+from nexus_backend.core.fields import CharField
 from nexus_backend.polls import services
 from nexus_backend.tracking.throttles import LOGIN_THROTTLES
 
@@ -28,9 +29,9 @@ User = get_user_model()
 
 
 class RegisterSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
+    username = CharField(max_length=150, validators=[UnicodeUsernameValidator()])
     email = serializers.EmailField()
-    password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+    password = CharField(write_only=True, max_length=128, trim_whitespace=False)
 
 
 class UserSerializer(serializers.ModelSerializer):

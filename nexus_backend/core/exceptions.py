@@ -9,8 +9,11 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -75,6 +78,7 @@ def error_response(detail: str, code: str, status: int) -> JsonResponse:
     return JsonResponse({"detail": detail, "code": code, "request_id": request_id.current()}, status=status)
 
 
+@csrf_exempt  # an unknown path is a 404 for every method, not a CSRF failure (HTML) for POSTs
 def json_404(request, exception=None):
     return error_response("Not found.", "not_found", 404)
 
@@ -84,8 +88,22 @@ def json_500(request):
 
 
 def json_400(request, exception=None):
+    if isinstance(exception, RequestDataTooBig):  # the body outgrew DATA_UPLOAD_MAX_MEMORY_SIZE while being read
+        return json_413(request)
     return error_response("Bad request.", "bad_request", 400)
 
 
 def json_403(request, exception=None):
     return error_response("Forbidden.", "permission_denied", 403)
+
+
+def json_413(request, length: int | None = None):
+    """The body is larger than ``NEXUS_MAX_BODY_BYTES`` (``length``: its declared Content-Length, if known)."""
+    size = f"The request body ({length:,} bytes)" if length is not None else "The request body"
+    detail = f"{size} is larger than the limit of {settings.NEXUS_MAX_BODY_BYTES:,} bytes."
+    return error_response(detail, "request_too_large", 413)
+
+
+def csrf_failure(request, reason: str = ""):
+    """``CSRF_FAILURE_VIEW``: a session-authenticated write without a valid CSRF token, answered as JSON."""
+    return error_response(f"CSRF check failed: {reason}", "csrf_failed", 403)

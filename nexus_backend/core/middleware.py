@@ -1,4 +1,7 @@
-"""One middleware for what an operator needs from every request, in one layer to keep the overhead to one frame:
+"""The project's own middleware.
+
+``RequestContextMiddleware``: what an operator needs from every request, in one layer to keep the overhead to one
+frame:
 
 1. **request id**: the client's sane ``X-Request-ID`` or a new uuid4 (``request_id.py``), bound for the whole
    request (every log record carries it, and every Celery task enqueued meanwhile), returned in ``X-Request-ID``
@@ -10,6 +13,15 @@
 
 It sits right after ``RequestTrackingMiddleware`` (client IP and block list), so a blocked address's 403 costs
 nothing here.
+
+``BodySizeLimitMiddleware``: refuse oversized request bodies before anything reads them. It runs right after
+``RequestContextMiddleware`` (so refusals are logged, carry the request id and blocked addresses still get their
+403) and answers ``413`` from the declared ``Content-Length`` alone: a client that announces 50 MB is refused
+without the server reading a byte of it. Why here and not only through Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``:
+DRF's parsers read ``request`` as a stream and never consult that setting, so a JSON body of any size would
+otherwise be read into memory and parsed. Bodies that turn out larger while being read through ``request.body``
+(GraphQL, forms) raise ``RequestDataTooBig``, which :func:`nexus_backend.core.exceptions.json_400` also answers with
+``413``.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from django.core.signals import got_request_exception
 from django.utils.log import log_response
 
 from . import exceptions, metrics, request_id
+from .exceptions import error_response, json_413
 
 logger = logging.getLogger(__name__)
 
@@ -91,3 +104,23 @@ class RequestContextMiddleware:
         replacement = _JSON_ERRORS[response.status_code](request)
         replacement._has_been_logged = getattr(response, "_has_been_logged", False)
         return replacement
+
+
+class BodySizeLimitMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        declared = request.META.get("CONTENT_LENGTH") or ""
+        if declared:
+            try:
+                length = int(declared)
+            except ValueError:
+                length = -1
+            if length < 0:
+                return error_response(
+                    f"Content-Length must be a whole number of bytes, got {declared!r}.", "bad_request", 400
+                )
+            if length > settings.NEXUS_MAX_BODY_BYTES:
+                return json_413(request, length)
+        return self.get_response(request)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from nexus_backend.core.fields import CharField, IntegerField
+
 from ..models import Option, Poll, Vote
 from ..services import MAX_OPTIONS, MIN_OPTIONS
 
@@ -72,10 +74,10 @@ class PollResultsSerializer(serializers.Serializer):
 
 # ---------------------------------------------------------------- input
 class PollCreateSerializer(serializers.Serializer):
-    question = serializers.CharField(max_length=QUESTION_MAX)
-    description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    question = CharField(max_length=QUESTION_MAX)
+    description = CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     options = serializers.ListField(
-        child=serializers.CharField(max_length=OPTION_TEXT_MAX),
+        child=CharField(max_length=OPTION_TEXT_MAX),
         min_length=MIN_OPTIONS,
         max_length=MAX_OPTIONS,
         help_text="Option texts, in display order: 2 to 20 distinct, non-blank strings.",
@@ -89,10 +91,10 @@ class PollUpdateSerializer(serializers.Serializer):
     """PUT replaces every field (an omitted `description` or `expires_at` is reset); PATCH changes only
     the fields sent. `expires_at: null` removes the expiry. Options can change only before the first vote."""
 
-    question = serializers.CharField(max_length=QUESTION_MAX)
-    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    question = CharField(max_length=QUESTION_MAX)
+    description = CharField(required=False, allow_blank=True, trim_whitespace=False)
     options = serializers.ListField(
-        child=serializers.CharField(max_length=OPTION_TEXT_MAX),
+        child=CharField(max_length=OPTION_TEXT_MAX),
         min_length=MIN_OPTIONS,
         max_length=MAX_OPTIONS,
     )
@@ -120,6 +122,13 @@ class PollFilterSerializer(serializers.Serializer):
         required=False, allow_null=True, default=None, min_value=1, help_text="Only polls of this user id."
     )
 
+    def to_internal_value(self, data):
+        # DRF reads `?owner=` (empty) as null, i.e. no filter; the schema says an integer: refuse it (fuzz test).
+        empty = {name: ["Give a value, or leave the parameter out."] for name in self.fields if data.get(name) == ""}
+        if empty:
+            raise serializers.ValidationError(empty)
+        return super().to_internal_value(data)
+
 
 class VoteCreateSerializer(serializers.Serializer):
-    option = serializers.IntegerField(min_value=1, help_text="Id of one of this poll's options.")
+    option = IntegerField(min_value=1, help_text="Id of one of this poll's options.")
