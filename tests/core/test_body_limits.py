@@ -101,6 +101,7 @@ def test_the_limit_comes_from_settings_and_answers_every_path(db, small_limit, p
     assert response.json() == {
         "detail": "The request body (101 bytes) is larger than the limit of 100 bytes.",
         "code": "request_too_large",
+        "request_id": response["X-Request-ID"],
     }
 
 
@@ -119,6 +120,7 @@ def test_a_content_length_that_is_not_a_number_is_400(db):
     assert response.json() == {
         "detail": "Content-Length must be a whole number of bytes, got '12abc'.",
         "code": "bad_request",
+        "request_id": response["X-Request-ID"],
     }
 
 
