@@ -92,7 +92,13 @@ def test_the_client_address_is_the_one_tracking_resolved(db, settings):
 
 
 def test_production_lets_nobody_in_without_configuration():
-    env = dict(os.environ, NEXUS_ENV="production", SECRET_KEY="x" * 60, ALLOWED_HOSTS="example.com", DEBUG="false")
+    env = dict(
+        os.environ,
+        NEXUS_ENV="production",
+        SECRET_KEY="metrics-test-" + "k7Qz9pW2xR5vN8bT4yL1" * 3,
+        ALLOWED_HOSTS="example.com",
+        DEBUG="false",
+    )
     env.pop("NEXUS_METRICS_ALLOWED_IPS", None)
     env.pop("NEXUS_METRICS_TOKEN", None)
     code = "from django.conf import settings as s; print(s.NEXUS_METRICS_ALLOWED_IPS, repr(s.NEXUS_METRICS_TOKEN))"
