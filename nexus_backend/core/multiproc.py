@@ -19,18 +19,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from nexus_backend.infra.embedded import pid_alive
+
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 _PREFIX = "gunicorn-"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _empty(folder: Path) -> None:
@@ -54,7 +46,7 @@ def prepare(master_pid: int) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
         for old in parent.glob(f"{_PREFIX}*"):
             with contextlib.suppress(ValueError):
-                if not _alive(int(old.name.removeprefix(_PREFIX))):
+                if not pid_alive(int(old.name.removeprefix(_PREFIX))):
                     shutil.rmtree(old, ignore_errors=True)
         folder = parent / f"{_PREFIX}{master_pid}"
     _empty(folder)

@@ -124,7 +124,7 @@ def postgres_running() -> int | None:
         pid = int(pidfile.read_text().splitlines()[0])
     except (ValueError, IndexError):
         return None
-    return pid if _alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 def stop_postgres() -> bool:
@@ -165,7 +165,8 @@ def _redis_paths() -> dict[str, Path]:
     }
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs (a zombie, killed but not yet reaped, counts as dead)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -185,7 +186,7 @@ def _redis_pid() -> int | None:
         pid = int(paths["pid"].read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 def _ping(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -291,6 +292,6 @@ def stop_redis() -> bool:
             sock.sendall(b"SHUTDOWN\r\n")
             sock.recv(64)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and info.pid and _alive(info.pid):
+    while time.monotonic() < deadline and info.pid and pid_alive(info.pid):
         time.sleep(0.05)
     return True

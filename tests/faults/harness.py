@@ -28,8 +28,11 @@ from pathlib import Path
 import pytest
 
 from nexus_backend.core.benchmark import Flusher, Gunicorn, free_port, terminate
-from nexus_backend.infra.embedded import _alive as pid_alive  # a zombie (killed, not yet reaped) counts as dead
-from nexus_backend.infra.embedded import _ping, _redis_server_binary
+from nexus_backend.infra.embedded import (
+    _ping,
+    _redis_server_binary,
+    pid_alive,  # a zombie (killed, not yet reaped) counts as dead
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "NEXUS_DB_NAME")
