@@ -191,3 +191,34 @@ def test_auto_block_only_for_rules_marked_so(sample, settings):
     assert all(set(flagged[ip].rules) & marked for ip in blocked)
     assert all(BlockedIP.objects.get(ip_address=ip).expires_at > now for ip in blocked)
     assert detect_window().blocked == 0  # the same window again: the blocks already cover it
+
+
+@pytest.mark.django_db
+def test_auto_block_of_one_address_found_in_two_windows_keeps_the_later_expiry():
+    """A window spanning several hours gives one finding per hour for the same address (``manage.py load`` hit
+    this: comparing an expiry with the previous finding's entry raised TypeError)."""
+    from nexus_backend.tracking.detection.detector import Finding
+    from nexus_backend.tracking.detection.services import suspicious_ip_autoblock
+
+    now = datetime.now(UTC)
+    hour = int(now.timestamp()) // 3600 * 3600
+
+    def finding(window_end: int) -> Finding:
+        return Finding(
+            ip="203.0.113.77",
+            window_start=window_end - 3600,
+            window_end=window_end,
+            rules=["cms_probe"],
+            score=1.0,
+            flagged=True,
+            reasons=["probed CMS paths"],
+            evidence={},
+            first_seen=window_end - 60,
+            last_seen=window_end - 1,
+            block_minutes=120,
+        )
+
+    assert suspicious_ip_autoblock(findings=[finding(hour), finding(hour - 3600)], now=now) == 1
+    block = BlockedIP.objects.get(ip_address="203.0.113.77")
+    assert block.expires_at == datetime.fromtimestamp(hour, tz=UTC) + timedelta(minutes=120)
+    assert block.reason == "auto: cms_probe"

@@ -113,7 +113,7 @@ def suspicious_ip_autoblock(*, findings: list[Finding], now: datetime | None = N
     for f in findings:
         if f.flagged and f.block_minutes:
             until = datetime.fromtimestamp(f.window_end, tz=UTC) + timedelta(minutes=f.block_minutes)
-            if until > now and until > wanted.get(f.ip, now):
+            if until > now and until > wanted.get(f.ip, (now, None))[0]:  # one address, several windows: the latest
                 wanted[f.ip] = (until, f)
     if not wanted:
         return 0
