@@ -14,6 +14,7 @@ from pathlib import Path
 
 from celery.schedules import crontab
 
+from nexus_backend.caching.config import INVALIDATION_STRATEGIES
 from nexus_backend.core.logs import FORMATS as LOG_FORMATS
 from nexus_backend.core.logs import logging_config
 from nexus_backend.infra.embedded import state_dir
@@ -37,11 +38,49 @@ def _env_file(path: Path) -> None:
 _env_file(BASE_DIR / ".env")
 
 
+# Each reader refuses a value it cannot use with one line that names the variable and says what it takes
+# (a typo must not silently turn a switch off or become a traceback at the first request).
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
 def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
         return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise SystemExit(f"error: {name} must be true or false (1/0, yes/no and on/off work too), got {value!r}")
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``, matched without regard to case (``info`` is ``INFO``)."""
+    value = os.environ.get(name, "").strip() or default
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise SystemExit(f"error: {name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _env_number(name: str, default, minimum, cast, kind: str):
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = cast(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"error: {name} must be {kind}, got {raw!r}") from None
+    if value < minimum:
+        raise SystemExit(f"error: {name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    return _env_number(name, default, minimum, int, "a whole number")
+
+
+def env_float(name: str, default: float, minimum: float) -> float:
+    return _env_number(name, default, minimum, float, "a number")
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -204,8 +243,8 @@ REST_FRAMEWORK = {
 }
 
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=int(os.environ.get("JWT_ACCESS_MINUTES", "15"))),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=int(os.environ.get("JWT_REFRESH_DAYS", "7"))),
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15, 1)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7, 1)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "ALGORITHM": "HS256",
@@ -259,13 +298,12 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(state_dir() / "celerybeat-schedule")
 
 # ---------------------------------------------------------------- Logging
 # JSON lines (production default) or plain text, each record with the request id (nexus_backend/core/logs.py).
-NEXUS_LOG_FORMAT = (os.environ.get("NEXUS_LOG_FORMAT") or ("json" if PRODUCTION else "plain")).strip().lower()
-if NEXUS_LOG_FORMAT not in LOG_FORMATS:
-    raise SystemExit(f"error: NEXUS_LOG_FORMAT must be json or plain, got {NEXUS_LOG_FORMAT!r}")
+NEXUS_LOG_FORMAT = env_choice("NEXUS_LOG_FORMAT", "json" if PRODUCTION else "plain", tuple(LOG_FORMATS))
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOGGING = logging_config(
     log_format=NEXUS_LOG_FORMAT,
-    root_level=os.environ.get("LOG_LEVEL", "WARNING"),
-    app_level=os.environ.get("NEXUS_LOG_LEVEL", "INFO"),
+    root_level=env_choice("LOG_LEVEL", "WARNING", LOG_LEVELS),
+    app_level=env_choice("NEXUS_LOG_LEVEL", "INFO", LOG_LEVELS),
 )
 
 NEXUS_PROJECT_ROOT = BASE_DIR
@@ -275,7 +313,7 @@ NEXUS_PROJECT_ROOT = BASE_DIR
 NEXUS_CACHE = {
     "ENABLED": env_bool("NEXUS_CACHE_ENABLED", True),  # false: every read from the database (benchmark baseline)
     "ALIAS": "default",
-    "INVALIDATION": os.environ.get("NEXUS_CACHE_INVALIDATION", "precise"),  # precise | global | ttl
+    "INVALIDATION": env_choice("NEXUS_CACHE_INVALIDATION", "precise", INVALIDATION_STRATEGIES),
     "TTL": {},  # per-namespace overrides in seconds, e.g. {"poll_results": 60}
     "RETRY_AFTER": 5.0,  # after a Redis error, seconds served from the database before trying Redis again
 }
@@ -286,28 +324,6 @@ CELERY_BEAT_SCHEDULE["snapshot-cache-metrics"] = {
 
 # ---------------------------------------------------------------- Tracking
 # Client IP, request log, block list and rate limits (nexus_backend/tracking; README "Request tracking").
-
-
-def env_int(name: str, default: int, minimum: int = 0) -> int:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = int(raw) if raw else default
-    except ValueError:
-        raise SystemExit(f"error: {name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise SystemExit(f"error: {name} must be at least {minimum}, got {value}")
-    return value
-
-
-def env_float(name: str, default: float, minimum: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        raise SystemExit(f"error: {name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise SystemExit(f"error: {name} must be at least {minimum}, got {value}")
-    return value
 
 
 def env_rate(name: str, default: str) -> str:

@@ -50,6 +50,9 @@ def _with_db(url: str, db: int) -> str:
     return url
 
 
+BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")
+
+
 def resolve(env: dict[str, str] | None = None) -> ServiceConfig:
     env = os.environ if env is None else env
     sources: dict[str, str] = {}
@@ -95,6 +98,9 @@ def resolve(env: dict[str, str] | None = None) -> ServiceConfig:
 
     broker_url = env.get("CELERY_BROKER_URL", "").strip()
     if broker_url:
+        if not broker_url.startswith(BROKER_SCHEMES):
+            shown = _hide_password(broker_url)
+            raise SystemExit(f"error: CELERY_BROKER_URL must be an amqp:// (RabbitMQ) or redis:// URL, got {shown!r}")
         sources["broker"] = "CELERY_BROKER_URL"
     else:
         broker_url = _with_db(redis_url.rsplit("/", 1)[0] if redis_url.count("/") > 2 else redis_url, 1)
