@@ -23,12 +23,14 @@ api_patterns = [
 urlpatterns = [
     path(settings.NEXUS_ADMIN_PATH, admin.site.urls),  # NEXUS_ADMIN_PATH, "admin/" by default
     path("health/", core_views.health, name="health"),
-    path("bench/bare/", core_views.bare, name="bare"),
     # Prometheus scrape target (not part of the API schema: a plain Django view; README "Logs and metrics").
     re_path(r"^metrics/?$", core_metrics.metrics_view, name="metrics"),
     path("api/", include(api_patterns)),
     path("graphql/", NexusGraphQLView.as_view(schema=schema), name="graphql"),
 ]
+
+if not settings.PRODUCTION:  # the benchmarks' baseline; a deployment has no use for it
+    urlpatterns.append(path("bench/bare/", core_views.bare, name="bare"))
 
 handler400 = "nexus_backend.core.exceptions.json_400"
 handler403 = "nexus_backend.core.exceptions.json_403"

@@ -25,6 +25,7 @@ from nexus_backend import settings as nexus_settings
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "polls.example.org"
 STRONG_KEY = secrets.token_urlsafe(50)
+METRICS_TOKEN = secrets.token_urlsafe(24)
 
 
 def _production_env(**overrides: str) -> dict[str, str]:
@@ -199,6 +200,9 @@ out = {
     "http_forwarded_https": probe(client, "/api/nowhere/", HTTP_X_FORWARDED_PROTO="https"),
     "https": probe(client, "/api/nowhere/", secure=True),
     "health_http": probe(client, "/health/"),
+    "health_body": sorted(json.loads(client.get("/health/").content)),
+    "health_body_operator": sorted(json.loads(client.get("/health/", HTTP_AUTHORIZATION="Bearer %(token)s").content)),
+    "bare": probe(client, "/bench/bare/", secure=True),
     "admin_moved": probe(client, "/%(admin)s", secure=True),
     "admin_old": probe(client, "/admin/", secure=True),
     "admin_old_login": probe(client, "/admin/login/", secure=True),
@@ -220,8 +224,9 @@ def _probe(**env: str) -> dict:
     result = _manage(
         "shell",
         "-c",
-        _PROBE % {"host": HOST, "admin": admin},
+        _PROBE % {"host": HOST, "admin": admin, "token": METRICS_TOKEN},
         NEXUS_DB_NAME=connection.settings_dict["NAME"],  # the test database (the user is rolled back after)
+        NEXUS_METRICS_TOKEN=METRICS_TOKEN,
         **env,
     )
     assert result.returncode == 0, result.stderr
@@ -236,8 +241,12 @@ def test_production_redirects_to_https_sends_the_headers_and_moves_the_admin():
     assert out["http"]["location"] == f"https://{HOST}/api/nowhere/"
     # No proxy configured: a client claiming https in X-Forwarded-Proto is not believed.
     assert out["http_forwarded_https"]["status"] == 301
-    # Health probes over plain http are answered, not redirected.
+    # Health probes over plain http are answered, not redirected; which service failed is for operators only.
     assert out["health_http"]["status"] in (200, 503)
+    assert out["health_body"] == ["status"]
+    assert out["health_body_operator"] == ["checks", "mode", "status"]
+    # The benchmarks' bare view is not routed in production.
+    assert out["bare"]["status"] == 404
 
     https = out["https"]
     assert https["status"] == 404
