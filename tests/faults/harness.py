@@ -4,7 +4,8 @@
 - :class:`OwnRabbit`: ``rabbitmq-server -detached`` as a second node (own name, ports, data folder);
 - :class:`OwnPostgres`: pgserver's PostgreSQL binaries on a TCP port (as root, run as the ``pgserver`` user:
   PostgreSQL refuses root, and pgserver makes the same choice);
-- :class:`Worker`: a ``celery worker`` subprocess in its own session, logging to a file, that can be SIGKILLed;
+- :class:`Worker`: a ``celery worker`` subprocess in its own session, logging to a file, that can be SIGKILLed
+  (tests/celery_worker.py, shared with the other tests that start a worker);
 - :func:`manage` / :func:`embedded_env`: ``manage.py`` in a subprocess, optionally in embedded mode.
 
 gunicorn and the request-log flusher come from ``manage.py bench`` (``Gunicorn``, ``Flusher``)."""
@@ -16,7 +17,6 @@ import http.client
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -27,12 +27,13 @@ from pathlib import Path
 
 import pytest
 
-from nexus_backend.core.benchmark import Flusher, Gunicorn, free_port, terminate
+from nexus_backend.core.benchmark import Flusher, Gunicorn, free_port
 from nexus_backend.infra.embedded import (
     _ping,
     _redis_server_binary,
     pid_alive,  # a zombie (killed, not yet reaped) counts as dead
 )
+from tests.celery_worker import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "NEXUS_DB_NAME")
@@ -265,54 +266,6 @@ class OwnPostgres:
         conn = psycopg2.connect(self.url(database), connect_timeout=5)
         conn.autocommit = True
         return conn
-
-
-# ---------------------------------------------------------------------------------------- Celery worker
-
-
-class Worker:
-    """``celery worker`` (prefork, one child by default) in its own session, its log in a file.
-
-    ``kill()`` SIGKILLs the whole session (the main process and its children) at once."""
-
-    def __init__(self, *, env: dict[str, str], log: Path, name: str = "worker", concurrency: int = 1):
-        self.env, self.log, self.name, self.concurrency = env, log, name, concurrency
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Worker:
-        cmd = [sys.executable, "-m", "celery", "-A", "nexus_backend", "worker", "--pool", "prefork"]
-        cmd += ["--concurrency", str(self.concurrency), "-n", f"{self.name}@%h", "-l", "info"]
-        cmd += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                cmd, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
-            )
-        return self
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        def ready() -> bool:
-            assert self.proc.poll() is None, f"the worker exited ({self.proc.returncode}):\n{self.tail()}"
-            return " ready." in self.text()
-
-        wait_for(ready, timeout, f"celery worker {self.name} to be ready")
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.text().splitlines()[-lines:])
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate(self.proc, timeout=20)
-            with contextlib.suppress(ProcessLookupError):  # children the main process did not take down
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc = None
 
 
 # ------------------------------------------------------------------------------------------- manage.py

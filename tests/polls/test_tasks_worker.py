@@ -4,71 +4,28 @@ by default), against the test database."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
-import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
-from nexus_backend.celery import app
 from nexus_backend.polls import services, tasks
 from nexus_backend.polls.models import Poll
+from tests.celery_worker import Worker, default_queue, new_queue
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def worker_queue():
+def worker_queue(tmp_path):
     """A real ``celery worker`` subprocess consuming a queue of its own (so no other worker steals the task)."""
-    queue = f"nexus-test-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, NEXUS_DB_NAME=connection.settings_dict["NAME"])
-    log = open(ROOT / ".nexus" / f"{queue}.log", "w") if (ROOT / ".nexus").exists() else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "nexus_backend",
-            "worker",
-            "-Q",
-            queue,
-            "--pool",
-            "solo",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "info",
-            "-n",
-            f"{queue}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    old_default = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    try:
-        yield queue
-    finally:
-        app.conf.task_default_queue = old_default
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if log is not subprocess.DEVNULL:
-            log.close()
-            Path(log.name).unlink(missing_ok=True)
+    worker = Worker(log=tmp_path / "worker.log", env=env, queue=new_queue(), pool="solo")
+    with worker.running(), default_queue(worker.queue):
+        yield worker.queue
 
 
 def _expired_poll(owner, question="expired?"):
