@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import socket
 import subprocess
@@ -69,6 +70,7 @@ def ensure_postgres() -> PostgresInfo:
     """Start the embedded PostgreSQL if it is not running, create the ``nexus`` database, return where it is."""
     with _locked("postgres"):
         _clear_stale_postmaster_pid()
+        _repair_handle_list()
         try:
             server = _pg_server()
         except Exception as exc:  # pgserver raises CalledProcessError/TimeoutExpired with the log on stderr
@@ -85,6 +87,22 @@ def ensure_postgres() -> PostgresInfo:
             marker.touch()
         info = server.get_postmaster_info()
         return PostgresInfo(socket_dir=str(info.socket_dir), pid=server.get_pid(), data_dir=str(server.pgdata))
+
+
+def _repair_handle_list() -> None:
+    """pgserver records the pids holding a handle in ``pgdata/.handle_pids.json``, rewritten in place (truncate,
+    then write) at every start and exit. A process killed between the two leaves the file empty, and from then on
+    every ``get_server`` fails with a JSON error. Nexus uses ``cleanup_mode=None`` (the list never decides when
+    the server stops), so an unreadable list is simply started again as empty."""
+    path = state_dir() / "pgdata" / ".handle_pids.json"
+    try:
+        pids = json.loads(path.read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        pids = None
+    if not isinstance(pids, list):
+        path.write_text("[]")
 
 
 def _clear_stale_postmaster_pid() -> None:

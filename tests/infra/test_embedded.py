@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -95,6 +96,24 @@ def test_data_survives_stop_and_restart(state):
         "print(get_redis_connection().get('nexus-test-keepme').decode())",
     )
     assert out.splitlines()[-2:] == ["42", "yes"]
+
+
+def test_a_handle_list_left_empty_by_a_killed_process_does_not_stop_the_next_command(state):
+    """pgserver rewrites ``pgdata/.handle_pids.json`` in place; a process killed mid-write leaves it empty, and
+    pgserver then fails every later start with a JSON error (seen on this machine after killed benchmark clients).
+    The next command repairs it and works, with the data still there."""
+    shell(state, "from django.db import connection\nconnection.cursor().execute('CREATE TABLE keepme (x int)')")
+    handles = state / "pgdata" / ".handle_pids.json"
+    for broken in ("", "[12, 3"):
+        handles.write_text(broken)
+        out = shell(
+            state,
+            "from django.db import connection\n"
+            "with connection.cursor() as c:\n"
+            "    c.execute(\"SELECT to_regclass('keepme') IS NOT NULL\"); print(c.fetchone()[0])",
+        )
+        assert out.splitlines()[-1] == "True"
+        assert isinstance(json.loads(handles.read_text()), list)
 
 
 def test_unreachable_service_url_is_one_line_error(tmp_path):
