@@ -62,8 +62,18 @@ def _pg_server():
     os.environ.setdefault("XDG_RUNTIME_DIR", str(state_dir() / "run"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
     import pgserver  # imported lazily: services mode never needs it
+    from pgserver.utils import DiskList
 
+    DiskList.put = _put_atomically
     return pgserver.get_server(state_dir() / "pgdata", cleanup_mode=None)
+
+
+def _put_atomically(self, values: list[int]) -> None:
+    """pgserver's ``DiskList.put`` truncates its file, then writes it: a reader in between, or a process killed
+    in between, finds it empty. Written beside it and renamed over it instead, the file is always whole."""
+    tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(values))
+    os.replace(tmp, self.path)
 
 
 def ensure_postgres() -> PostgresInfo:
@@ -90,10 +100,10 @@ def ensure_postgres() -> PostgresInfo:
 
 
 def _repair_handle_list() -> None:
-    """pgserver records the pids holding a handle in ``pgdata/.handle_pids.json``, rewritten in place (truncate,
-    then write) at every start and exit. A process killed between the two leaves the file empty, and from then on
-    every ``get_server`` fails with a JSON error. Nexus uses ``cleanup_mode=None`` (the list never decides when
-    the server stops), so an unreadable list is simply started again as empty."""
+    """pgserver records the pids holding a handle in ``pgdata/.handle_pids.json``, which its own code rewrites in
+    place (truncate, then write; :func:`_put_atomically` replaces that in Nexus's processes). A file left empty or
+    cut short that way makes every later ``get_server`` fail with a JSON error. Nexus uses ``cleanup_mode=None``
+    (the list never decides when the server stops), so an unreadable list is simply started again as empty."""
     path = state_dir() / "pgdata" / ".handle_pids.json"
     try:
         pids = json.loads(path.read_text())
