@@ -50,7 +50,7 @@ from nexus_backend.core.benchmark import (
     git_commit,
     run_round,
     server_env,
-    sigint_ignored,
+    stop_all,
     summarise_rounds,
 )
 
@@ -230,15 +230,8 @@ def run(
         pool = None
         mixed = _mixed_workload(ports, workload_requests, concurrency, echo) if workload_requests else None
     finally:
-        with sigint_ignored():
-            try:
-                if pool is not None:
-                    pool.terminate()
-                    pool.join()
-            finally:
-                for server in servers.values():
-                    server.stop()
-                echo("gunicorn stopped")
+        stop_all(pool, *servers.values())
+        echo("gunicorn stopped")
 
     rows = {name: summarise_rounds(paths[name], measured[name]) for name in TARGETS}
     ratios = {

@@ -2,8 +2,9 @@
 
 One place for: the loopback load generator (``client_chunk`` in spawned client processes, ``run_round``,
 ``summarise_rounds``, ``percentile``), gunicorn and the request-log flusher as subprocesses that always stop
-(``Gunicorn``, ``Flusher``, ``terminate``), the environment those servers get (``server_env``) and small helpers
-(``free_port``, ``http_get``, ``git_commit``, ``sigint_ignored``, ``raise_on_sigterm``, ``fmt``).
+(``Gunicorn``, ``Flusher``, ``terminate``; ``stop_all`` stops them with the client pool), the environment those
+servers get (``server_env``) and small helpers (``free_port``, ``http_get``, ``git_commit``, ``sigint_ignored``,
+``raise_on_sigterm``, ``fmt``).
 
 Used by ``manage.py bench``, ``bench_cache`` (``nexus_backend.caching.bench``), ``load`` and the fault tests. Every
 server listens on 127.0.0.1 only and every request loop here is bounded.
@@ -347,6 +348,20 @@ def sigint_ignored() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def stop_all(pool, *servers) -> None:
+    """Stop the client ``pool`` (None: there is none yet), then every server (anything with ``stop()``: a
+    :class:`Gunicorn`, a :class:`Flusher`), in order, even when stopping the pool fails. Ctrl-C is ignored meanwhile:
+    a second Ctrl-C (or a signal sent to the whole process group) must not skip the cleanup."""
+    with sigint_ignored():
+        try:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        finally:
+            for server in servers:
+                server.stop()
 
 
 def raise_on_sigterm():

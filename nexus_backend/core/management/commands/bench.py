@@ -57,7 +57,7 @@ from nexus_backend.core.benchmark import (
     raise_on_sigterm,
     run_round,
     server_env,
-    sigint_ignored,
+    stop_all,
     summarise_rounds,
 )
 
@@ -249,15 +249,8 @@ class Command(BaseCommand):
                 results[name] = summarise_rounds(ENDPOINTS[name], rounds[name])
             return results
         finally:
-            # A second Ctrl-C (or a signal sent to the whole process group) must not skip the cleanup.
-            with sigint_ignored():
-                try:
-                    if pool is not None:
-                        pool.terminate()
-                        pool.join()
-                finally:
-                    server.stop()
-                    self.stdout.write("gunicorn stopped")
+            stop_all(pool, server)  # even after a second Ctrl-C
+            self.stdout.write("gunicorn stopped")
 
     def _check_health(self, server: Gunicorn) -> None:
         status, body = server.wait_healthy()
@@ -333,16 +326,8 @@ class Command(BaseCommand):
                 zero_loss = self._zero_loss(pool, servers["on"], flusher, path, opts, run_id)
             return {"path": path, "variants": rows, "ratio_over_off": ratios, "zero_loss": zero_loss}
         finally:
-            with sigint_ignored():
-                try:
-                    if pool is not None:
-                        pool.terminate()
-                        pool.join()
-                finally:
-                    for server in servers.values():
-                        server.stop()
-                    flusher.stop()
-                    self.stdout.write("gunicorn servers and the flusher stopped")
+            stop_all(pool, *servers.values(), flusher)
+            self.stdout.write("gunicorn servers and the flusher stopped")
 
     def _zero_loss(self, pool, server: Gunicorn, flusher: Flusher, path: str, opts, run_id: str) -> dict:
         """N requests, a graceful stop, a last flush: the rows those requests left must number exactly N."""
