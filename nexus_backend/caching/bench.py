@@ -43,15 +43,14 @@ from nexus_backend.core.benchmark import (
     HOST,
     USER_AGENT,
     Gunicorn,
-    chunks,
-    client_chunk,
+    alternate_rounds,
     client_init,
     fmt,
     git_commit,
-    run_round,
     server_env,
     stop_all,
     summarise_rounds,
+    warm_up,
 )
 
 from .reads import CACHE_HEADER
@@ -197,34 +196,22 @@ def run(
 
         connections.close_all()
         pool = multiprocessing.get_context("spawn").Pool(concurrency, initializer=client_init)
-        for name in TARGETS:  # warm-up: imports, connections, the cached entry
-            warm = chunks(max(concurrency * 5, workers * 10), concurrency)
-            pool.map(client_chunk, [(ports[name], paths[name], n, 30.0, user_agent) for n in warm])
+        targets = {name: (ports[name], paths[name]) for name in TARGETS}
+        # warm-up: imports, connections, the cached entry
+        warm_up(pool, targets, concurrency=concurrency, workers=workers, user_agent=user_agent)
         status, header, _ = _head(ports["cached"], paths["cached"])
         if header != "hit":
             raise BenchError(f"the cached server answered {CACHE_HEADER}: {header!r} after the warm-up, not 'hit'")
 
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=rounds * len(TARGETS) * requests, unit="req", leave=False, disable=None)
-        measured: dict[str, list[dict]] = {name: [] for name in TARGETS}
-        try:
-            for r in range(rounds):
-                shift = r % len(TARGETS)
-                order = list(TARGETS[shift:] + TARGETS[:shift])
-                if r % 2:
-                    order.reverse()
-                for name in order:
-                    if bar is not None:
-                        bar.set_description(f"round {r + 1}/{rounds} {name}")
-                    measured[name].append(
-                        run_round(pool, ports[name], paths[name], requests, concurrency, user_agent, bar)
-                    )
-        finally:
-            if bar is not None:
-                bar.close()
+        measured = alternate_rounds(
+            pool,
+            targets,
+            rounds=rounds,
+            requests=requests,
+            concurrency=concurrency,
+            user_agent=user_agent,
+            progress=progress,
+        )
         pool.terminate()
         pool.join()
         pool = None

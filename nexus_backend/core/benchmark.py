@@ -1,9 +1,10 @@
 """The benchmark harness shared by every benchmark and load test that runs Nexus under a real gunicorn.
 
 One place for: the loopback load generator (``client_chunk`` in spawned client processes, ``run_round``,
-``summarise_rounds``, ``percentile``), gunicorn and the request-log flusher as subprocesses that always stop
-(``Gunicorn``, ``Flusher``, ``terminate``; ``stop_all`` stops them with the client pool), the environment those
-servers get (``server_env``) and small helpers (``free_port``, ``http_get``, ``git_commit``, ``sigint_ignored``,
+``summarise_rounds``, ``percentile``), rounds over several targets side by side (``warm_up``,
+``alternate_rounds``), gunicorn and the request-log flusher as subprocesses that always stop (``Gunicorn``,
+``Flusher``, ``terminate``; ``stop_all`` stops them with the client pool), the environment those servers get
+(``server_env``) and small helpers (``free_port``, ``http_get``, ``git_commit``, ``sigint_ignored``,
 ``raise_on_sigterm``, ``fmt``).
 
 Used by ``manage.py bench``, ``bench_cache`` (``nexus_backend.caching.bench``), ``load`` and the fault tests. Every
@@ -156,6 +157,49 @@ def run_round(pool, port: int, path: str, requests: int, concurrency: int, user_
         "p50_ms": round(percentile(latencies, 0.50) * 1000, 3) if latencies else None,
         "p95_ms": round(percentile(latencies, 0.95) * 1000, 3) if latencies else None,
     }
+
+
+def warm_up(pool, targets: dict[str, tuple[int, str]], *, concurrency: int, workers: int, user_agent: str) -> None:
+    """A few unmeasured GETs of every target (name: (port, path)), so that every client process and gunicorn worker
+    has imported, connected and cached what it needs before anything is measured."""
+    warm = chunks(max(concurrency * 5, workers * 10), concurrency)
+    for port, path in targets.values():
+        pool.map(client_chunk, [(port, path, n, 30.0, user_agent) for n in warm])
+
+
+def alternate_rounds(
+    pool,
+    targets: dict[str, tuple[int, str]],
+    *,
+    rounds: int,
+    requests: int,
+    concurrency: int,
+    user_agent: str,
+    progress: bool,
+) -> dict[str, list[dict]]:
+    """``rounds`` rounds of :func:`run_round` over every target (name: (port, path)), side by side: each round
+    rotates the order of the targets by the round number and reverses it on odd rounds, so no target always runs
+    first or after the same neighbour. Returns every target's rounds, in the order of ``targets``; ``progress``
+    shows a tqdm bar (only on a terminal)."""
+    from tqdm import tqdm
+
+    names = list(targets)
+    measured: dict[str, list[dict]] = {name: [] for name in names}
+    # disable=None: no bar when stderr is not a terminal (CI logs)
+    bar = tqdm(total=rounds * len(names) * requests, unit="req", leave=False, disable=None if progress else True)
+    try:
+        for r in range(rounds):
+            shift = r % len(names)
+            order = names[shift:] + names[:shift]
+            if r % 2:
+                order.reverse()
+            for name in order:
+                bar.set_description(f"round {r + 1}/{rounds} {name}")
+                port, path = targets[name]
+                measured[name].append(run_round(pool, port, path, requests, concurrency, user_agent, bar))
+    finally:
+        bar.close()
+    return measured
 
 
 def summarise_rounds(path: str, rounds: list[dict]) -> dict:

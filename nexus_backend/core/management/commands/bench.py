@@ -48,8 +48,7 @@ from nexus_backend.core.benchmark import (
     USER_AGENT,
     Flusher,
     Gunicorn,
-    chunks,
-    client_chunk,
+    alternate_rounds,
     client_init,
     fmt,
     git_commit,
@@ -59,6 +58,7 @@ from nexus_backend.core.benchmark import (
     server_env,
     stop_all,
     summarise_rounds,
+    warm_up,
 )
 
 ENDPOINTS = {"bare": "/bench/bare/", "api": "/api/polls/"}
@@ -263,28 +263,16 @@ class Command(BaseCommand):
 
     def _alternate(self, pool, targets: dict[str, tuple[int, str]], opts, user_agent: str) -> dict[str, list]:
         """Warm every target up, then ``--rounds`` rounds over all of them, alternating their order."""
-        names = list(targets)
-        for name in names:  # every worker imports and caches what it needs before anything is measured
-            port, path = targets[name]
-            warm = chunks(max(opts["concurrency"] * 5, opts["workers"] * 10), opts["concurrency"])
-            pool.map(client_chunk, [(port, path, n, 30.0, user_agent) for n in warm])
-        rounds: dict[str, list[dict]] = {name: [] for name in names}
-        progress = self._progress(opts["rounds"] * len(names) * opts["requests"], opts["no_progress"])
-        try:
-            for r in range(opts["rounds"]):
-                shift = r % len(names)
-                order = names[shift:] + names[:shift]
-                if r % 2:
-                    order.reverse()
-                for name in order:
-                    progress.set_description(f"round {r + 1}/{opts['rounds']} {name}")
-                    port, path = targets[name]
-                    rounds[name].append(
-                        run_round(pool, port, path, opts["requests"], opts["concurrency"], user_agent, progress)
-                    )
-        finally:
-            progress.close()
-        return rounds
+        warm_up(pool, targets, concurrency=opts["concurrency"], workers=opts["workers"], user_agent=user_agent)
+        return alternate_rounds(
+            pool,
+            targets,
+            rounds=opts["rounds"],
+            requests=opts["requests"],
+            concurrency=opts["concurrency"],
+            user_agent=user_agent,
+            progress=not opts["no_progress"],
+        )
 
     # ----------------------------------------------------------------------- section: logging
     def _bench_logging(self, root: Path, variants: list[str], opts, run_id: str) -> dict:
@@ -400,13 +388,6 @@ class Command(BaseCommand):
             return None
         # Paired per round (both ran in the same round, side by side), then the median across rounds.
         return cls._paired_ratio(api["rounds"], bare["rounds"])
-
-    @staticmethod
-    def _progress(total: int, disabled: bool):
-        from tqdm import tqdm
-
-        # disable=None: no bar when stderr is not a terminal (CI logs)
-        return tqdm(total=total, unit="req", disable=True if disabled else None, leave=False)
 
     def _seed_polls(self) -> int:
         from django.contrib.auth import get_user_model
