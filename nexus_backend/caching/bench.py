@@ -33,7 +33,6 @@ import json
 import multiprocessing
 import os
 import platform
-import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -47,6 +46,7 @@ from nexus_backend.core.benchmark import (
     client_init,
     fmt,
     git_commit,
+    paired_ratio,
     server_env,
     stop_all,
     summarise_rounds,
@@ -114,12 +114,8 @@ def _head(port: int, path: str) -> tuple[int, str, bytes]:
 
 def _paired(rounds: list[dict], baseline: list[dict]) -> float | None:
     """Median over rounds of (throughput / baseline throughput), each pair measured in the same round."""
-    pairs = [
-        a["requests_per_s"] / b["requests_per_s"]
-        for a, b in zip(rounds, baseline, strict=True)
-        if a["requests_per_s"] and b["requests_per_s"]
-    ]
-    return round(statistics.median(pairs), 3) if pairs else None
+    ratio = paired_ratio(rounds, baseline)
+    return ratio["throughput"] if ratio else None
 
 
 def _server_env(*, cache: bool, count: bool = False) -> dict[str, str]:

@@ -1,10 +1,10 @@
 """The benchmark harness shared by every benchmark and load test that runs Nexus under a real gunicorn.
 
 One place for: the loopback load generator (``client_chunk`` in spawned client processes, ``run_round``,
-``summarise_rounds``, ``percentile``), rounds over several targets side by side (``warm_up``,
-``alternate_rounds``), gunicorn and the request-log flusher as subprocesses that always stop (``Gunicorn``,
-``Flusher``, ``terminate``; ``stop_all`` stops them with the client pool), the environment those servers get
-(``server_env``) and small helpers (``free_port``, ``http_get``, ``git_commit``, ``sigint_ignored``,
+``summarise_rounds``, ``percentile``), rounds over several targets side by side and their ratios (``warm_up``,
+``alternate_rounds``, ``paired_ratio``), gunicorn and the request-log flusher as subprocesses that always stop
+(``Gunicorn``, ``Flusher``, ``terminate``; ``stop_all`` stops them with the client pool), the environment those
+servers get (``server_env``) and small helpers (``free_port``, ``http_get``, ``git_commit``, ``sigint_ignored``,
 ``raise_on_sigterm``, ``fmt``).
 
 Used by ``manage.py bench``, ``bench_cache`` (``nexus_backend.caching.bench``), ``load`` and the fault tests. Every
@@ -220,6 +220,24 @@ def summarise_rounds(path: str, rounds: list[dict]) -> dict:
         "ok": sum(r["ok"] for r in rounds),
         "errors": dict(errors),
         "rounds": rounds,
+    }
+
+
+def paired_ratio(rounds: list[dict], baseline: list[dict]) -> dict | None:
+    """``rounds`` over ``baseline``, paired per round (both measured in the same round, side by side), then the
+    median across rounds: throughput, p50 latency, and the per-round throughput ratios. None when no round has
+    both figures on both sides."""
+    pairs = [
+        (a["requests_per_s"], b["requests_per_s"], a["p50_ms"], b["p50_ms"])
+        for a, b in zip(rounds, baseline, strict=True)
+        if a["requests_per_s"] and b["requests_per_s"] and a["p50_ms"] and b["p50_ms"]
+    ]
+    if not pairs:
+        return None
+    return {
+        "throughput": round(statistics.median(a / b for a, b, _, _ in pairs), 3),
+        "p50_latency": round(statistics.median(c / d for _, _, c, d in pairs), 3),
+        "per_round_throughput": [round(a / b, 3) for a, b, _, _ in pairs],
     }
 
 

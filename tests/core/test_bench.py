@@ -160,3 +160,17 @@ def test_alternate_rounds_rotates_the_order_and_reverses_it_on_odd_rounds(monkey
     assert ["".join(ran[i : i + 4]) for i in range(0, 20, 4)] == ["abcd", "adcb", "cdab", "cbad", "abcd"]
     assert list(measured) == ["a", "b", "c", "d"]
     assert all(rounds == [{"path": name}] * 5 for name, rounds in measured.items())
+
+
+def test_paired_ratio_is_the_median_of_per_round_ratios_and_skips_empty_rounds():
+    def measured(rps, p50):
+        return {"requests_per_s": rps, "p50_ms": p50}
+
+    rounds = [measured(200.0, 2.0), measured(300.0, 3.0), measured(None, None)]
+    baseline = [measured(100.0, 4.0), measured(100.0, 1.0), measured(100.0, 1.0)]
+    assert benchmark.paired_ratio(rounds, baseline) == {
+        "throughput": 2.5,
+        "p50_latency": 1.75,
+        "per_round_throughput": [2.0, 3.0],
+    }
+    assert benchmark.paired_ratio([measured(0.0, None)], [measured(100.0, 1.0)]) is None

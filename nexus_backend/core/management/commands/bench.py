@@ -34,7 +34,6 @@ import multiprocessing
 import os
 import platform
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -53,6 +52,7 @@ from nexus_backend.core.benchmark import (
     fmt,
     git_commit,
     http_get,
+    paired_ratio,
     raise_on_sigterm,
     run_round,
     server_env,
@@ -307,7 +307,7 @@ class Command(BaseCommand):
             pool = multiprocessing.get_context("spawn").Pool(opts["concurrency"], initializer=client_init)
             rounds = self._alternate(pool, {v: (s.port, path) for v, s in servers.items()}, opts, user_agent)
             rows = {v: summarise_rounds(path, rounds[v]) for v in variants}
-            ratios = {v: self._paired_ratio(rounds[v], rounds["off"]) for v in variants if v != "off"}
+            ratios = {v: paired_ratio(rounds[v], rounds["off"]) for v in variants if v != "off"}
 
             zero_loss = None
             if opts["zero_loss"] and "on" in servers:
@@ -347,21 +347,6 @@ class Command(BaseCommand):
             "exact": rows == sent["ok"] == requests,
         }
 
-    @staticmethod
-    def _paired_ratio(rounds: list[dict], baseline: list[dict]) -> dict | None:
-        pairs = [
-            (a["requests_per_s"], b["requests_per_s"], a["p50_ms"], b["p50_ms"])
-            for a, b in zip(rounds, baseline, strict=True)
-            if a["requests_per_s"] and b["requests_per_s"] and a["p50_ms"] and b["p50_ms"]
-        ]
-        if not pairs:
-            return None
-        return {
-            "throughput": round(statistics.median(a / b for a, b, _, _ in pairs), 3),
-            "p50_latency": round(statistics.median(c / d for _, _, c, d in pairs), 3),
-            "per_round_throughput": [round(a / b, 3) for a, b, _, _ in pairs],
-        }
-
     def _delete_bench_logs(self, run_id: str) -> None:
         """The request logs this run made are measurements, not traffic: remove them (unless --keep-logs).
 
@@ -381,13 +366,13 @@ class Command(BaseCommand):
                 Q(user_agent__startswith=f"{USER_AGENT}/{run_id}/") | Q(user_agent=f"{USER_AGENT}/setup")
             ).delete()
 
-    @classmethod
-    def _ratio(cls, endpoints: dict) -> dict | None:
+    @staticmethod
+    def _ratio(endpoints: dict) -> dict | None:
         api, bare = endpoints.get("api"), endpoints.get("bare")
         if not api or not bare or "skipped" in api or "skipped" in bare:
             return None
         # Paired per round (both ran in the same round, side by side), then the median across rounds.
-        return cls._paired_ratio(api["rounds"], bare["rounds"])
+        return paired_ratio(api["rounds"], bare["rounds"])
 
     def _seed_polls(self) -> int:
         from django.contrib.auth import get_user_model
