@@ -33,7 +33,6 @@ import json
 import multiprocessing
 import os
 import platform
-import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -43,15 +42,15 @@ from nexus_backend.core.benchmark import (
     HOST,
     USER_AGENT,
     Gunicorn,
-    chunks,
-    client_chunk,
+    alternate_rounds,
     client_init,
     fmt,
     git_commit,
-    run_round,
+    paired_ratio,
     server_env,
-    sigint_ignored,
+    stop_all,
     summarise_rounds,
+    warm_up,
 )
 
 from .reads import CACHE_HEADER
@@ -115,12 +114,8 @@ def _head(port: int, path: str) -> tuple[int, str, bytes]:
 
 def _paired(rounds: list[dict], baseline: list[dict]) -> float | None:
     """Median over rounds of (throughput / baseline throughput), each pair measured in the same round."""
-    pairs = [
-        a["requests_per_s"] / b["requests_per_s"]
-        for a, b in zip(rounds, baseline, strict=True)
-        if a["requests_per_s"] and b["requests_per_s"]
-    ]
-    return round(statistics.median(pairs), 3) if pairs else None
+    ratio = paired_ratio(rounds, baseline)
+    return ratio["throughput"] if ratio else None
 
 
 def _server_env(*, cache: bool, count: bool = False) -> dict[str, str]:
@@ -197,48 +192,29 @@ def run(
 
         connections.close_all()
         pool = multiprocessing.get_context("spawn").Pool(concurrency, initializer=client_init)
-        for name in TARGETS:  # warm-up: imports, connections, the cached entry
-            warm = chunks(max(concurrency * 5, workers * 10), concurrency)
-            pool.map(client_chunk, [(ports[name], paths[name], n, 30.0, user_agent) for n in warm])
+        targets = {name: (ports[name], paths[name]) for name in TARGETS}
+        # warm-up: imports, connections, the cached entry
+        warm_up(pool, targets, concurrency=concurrency, workers=workers, user_agent=user_agent)
         status, header, _ = _head(ports["cached"], paths["cached"])
         if header != "hit":
             raise BenchError(f"the cached server answered {CACHE_HEADER}: {header!r} after the warm-up, not 'hit'")
 
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=rounds * len(TARGETS) * requests, unit="req", leave=False, disable=None)
-        measured: dict[str, list[dict]] = {name: [] for name in TARGETS}
-        try:
-            for r in range(rounds):
-                shift = r % len(TARGETS)
-                order = list(TARGETS[shift:] + TARGETS[:shift])
-                if r % 2:
-                    order.reverse()
-                for name in order:
-                    if bar is not None:
-                        bar.set_description(f"round {r + 1}/{rounds} {name}")
-                    measured[name].append(
-                        run_round(pool, ports[name], paths[name], requests, concurrency, user_agent, bar)
-                    )
-        finally:
-            if bar is not None:
-                bar.close()
+        measured = alternate_rounds(
+            pool,
+            targets,
+            rounds=rounds,
+            requests=requests,
+            concurrency=concurrency,
+            user_agent=user_agent,
+            progress=progress,
+        )
         pool.terminate()
         pool.join()
         pool = None
         mixed = _mixed_workload(ports, workload_requests, concurrency, echo) if workload_requests else None
     finally:
-        with sigint_ignored():
-            try:
-                if pool is not None:
-                    pool.terminate()
-                    pool.join()
-            finally:
-                for server in servers.values():
-                    server.stop()
-                echo("gunicorn stopped")
+        stop_all(pool, *servers.values())
+        echo("gunicorn stopped")
 
     rows = {name: summarise_rounds(paths[name], measured[name]) for name in TARGETS}
     ratios = {

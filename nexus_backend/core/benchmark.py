@@ -1,9 +1,11 @@
 """The benchmark harness shared by every benchmark and load test that runs Nexus under a real gunicorn.
 
 One place for: the loopback load generator (``client_chunk`` in spawned client processes, ``run_round``,
-``summarise_rounds``, ``percentile``), gunicorn and the request-log flusher as subprocesses that always stop
-(``Gunicorn``, ``Flusher``, ``terminate``), the environment those servers get (``server_env``) and small helpers
-(``free_port``, ``http_get``, ``git_commit``, ``sigint_ignored``, ``raise_on_sigterm``, ``fmt``).
+``summarise_rounds``, ``percentile``), rounds over several targets side by side and their ratios (``warm_up``,
+``alternate_rounds``, ``paired_ratio``), gunicorn and the request-log flusher as subprocesses that always stop
+(``Gunicorn``, ``Flusher``, ``terminate``; ``stop_all`` stops them with the client pool), the environment those
+servers get (``server_env``) and small helpers (``free_port``, ``http_get``, ``git_commit``, ``sigint_ignored``,
+``raise_on_sigterm``, ``fmt``).
 
 Used by ``manage.py bench``, ``bench_cache`` (``nexus_backend.caching.bench``), ``load`` and the fault tests. Every
 server listens on 127.0.0.1 only and every request loop here is bounded.
@@ -157,6 +159,49 @@ def run_round(pool, port: int, path: str, requests: int, concurrency: int, user_
     }
 
 
+def warm_up(pool, targets: dict[str, tuple[int, str]], *, concurrency: int, workers: int, user_agent: str) -> None:
+    """A few unmeasured GETs of every target (name: (port, path)), so that every client process and gunicorn worker
+    has imported, connected and cached what it needs before anything is measured."""
+    warm = chunks(max(concurrency * 5, workers * 10), concurrency)
+    for port, path in targets.values():
+        pool.map(client_chunk, [(port, path, n, 30.0, user_agent) for n in warm])
+
+
+def alternate_rounds(
+    pool,
+    targets: dict[str, tuple[int, str]],
+    *,
+    rounds: int,
+    requests: int,
+    concurrency: int,
+    user_agent: str,
+    progress: bool,
+) -> dict[str, list[dict]]:
+    """``rounds`` rounds of :func:`run_round` over every target (name: (port, path)), side by side: each round
+    rotates the order of the targets by the round number and reverses it on odd rounds, so no target always runs
+    first or after the same neighbour. Returns every target's rounds, in the order of ``targets``; ``progress``
+    shows a tqdm bar (only on a terminal)."""
+    from tqdm import tqdm
+
+    names = list(targets)
+    measured: dict[str, list[dict]] = {name: [] for name in names}
+    # disable=None: no bar when stderr is not a terminal (CI logs)
+    bar = tqdm(total=rounds * len(names) * requests, unit="req", leave=False, disable=None if progress else True)
+    try:
+        for r in range(rounds):
+            shift = r % len(names)
+            order = names[shift:] + names[:shift]
+            if r % 2:
+                order.reverse()
+            for name in order:
+                bar.set_description(f"round {r + 1}/{rounds} {name}")
+                port, path = targets[name]
+                measured[name].append(run_round(pool, port, path, requests, concurrency, user_agent, bar))
+    finally:
+        bar.close()
+    return measured
+
+
 def summarise_rounds(path: str, rounds: list[dict]) -> dict:
     """Medians across rounds (requests/s, p50, p95), totals, and the rounds themselves."""
 
@@ -175,6 +220,24 @@ def summarise_rounds(path: str, rounds: list[dict]) -> dict:
         "ok": sum(r["ok"] for r in rounds),
         "errors": dict(errors),
         "rounds": rounds,
+    }
+
+
+def paired_ratio(rounds: list[dict], baseline: list[dict]) -> dict | None:
+    """``rounds`` over ``baseline``, paired per round (both measured in the same round, side by side), then the
+    median across rounds: throughput, p50 latency, and the per-round throughput ratios. None when no round has
+    both figures on both sides."""
+    pairs = [
+        (a["requests_per_s"], b["requests_per_s"], a["p50_ms"], b["p50_ms"])
+        for a, b in zip(rounds, baseline, strict=True)
+        if a["requests_per_s"] and b["requests_per_s"] and a["p50_ms"] and b["p50_ms"]
+    ]
+    if not pairs:
+        return None
+    return {
+        "throughput": round(statistics.median(a / b for a, b, _, _ in pairs), 3),
+        "p50_latency": round(statistics.median(c / d for _, _, c, d in pairs), 3),
+        "per_round_throughput": [round(a / b, 3) for a, b, _, _ in pairs],
     }
 
 
@@ -347,6 +410,20 @@ def sigint_ignored() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def stop_all(pool, *servers) -> None:
+    """Stop the client ``pool`` (None: there is none yet), then every server (anything with ``stop()``: a
+    :class:`Gunicorn`, a :class:`Flusher`), in order, even when stopping the pool fails. Ctrl-C is ignored meanwhile:
+    a second Ctrl-C (or a signal sent to the whole process group) must not skip the cleanup."""
+    with sigint_ignored():
+        try:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        finally:
+            for server in servers:
+                server.stop()
 
 
 def raise_on_sigterm():

@@ -13,6 +13,7 @@ import subprocess
 import pytest
 from django.core.management import CommandError, call_command
 
+from nexus_backend.core import benchmark
 from nexus_backend.core.benchmark import chunks, percentile
 from nexus_backend.core.management.commands.bench import MIN_POLLS
 from nexus_backend.polls.models import Poll
@@ -141,3 +142,35 @@ def test_percentile_is_nearest_rank():
     assert percentile(values, 0.5) == 50.0
     assert percentile(values, 0.95) == 95.0
     assert percentile([3.0], 0.95) == 3.0
+
+
+def test_alternate_rounds_rotates_the_order_and_reverses_it_on_odd_rounds(monkeypatch):
+    """Round r runs the targets rotated by r, reversed when r is odd; every target gets its rounds in order."""
+    ran: list[str] = []
+
+    def fake_round(pool, port, path, requests, concurrency, user_agent, progress):
+        ran.append(path)
+        return {"path": path}
+
+    monkeypatch.setattr(benchmark, "run_round", fake_round)
+    targets = {name: (1, name) for name in ("a", "b", "c", "d")}
+    measured = benchmark.alternate_rounds(
+        None, targets, rounds=5, requests=10, concurrency=2, user_agent="test", progress=False
+    )
+    assert ["".join(ran[i : i + 4]) for i in range(0, 20, 4)] == ["abcd", "adcb", "cdab", "cbad", "abcd"]
+    assert list(measured) == ["a", "b", "c", "d"]
+    assert all(rounds == [{"path": name}] * 5 for name, rounds in measured.items())
+
+
+def test_paired_ratio_is_the_median_of_per_round_ratios_and_skips_empty_rounds():
+    def measured(rps, p50):
+        return {"requests_per_s": rps, "p50_ms": p50}
+
+    rounds = [measured(200.0, 2.0), measured(300.0, 3.0), measured(None, None)]
+    baseline = [measured(100.0, 4.0), measured(100.0, 1.0), measured(100.0, 1.0)]
+    assert benchmark.paired_ratio(rounds, baseline) == {
+        "throughput": 2.5,
+        "p50_latency": 1.75,
+        "per_round_throughput": [2.0, 3.0],
+    }
+    assert benchmark.paired_ratio([measured(0.0, None)], [measured(100.0, 1.0)]) is None

@@ -34,7 +34,6 @@ import multiprocessing
 import os
 import platform
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -48,17 +47,18 @@ from nexus_backend.core.benchmark import (
     USER_AGENT,
     Flusher,
     Gunicorn,
-    chunks,
-    client_chunk,
+    alternate_rounds,
     client_init,
     fmt,
     git_commit,
     http_get,
+    paired_ratio,
     raise_on_sigterm,
     run_round,
     server_env,
-    sigint_ignored,
+    stop_all,
     summarise_rounds,
+    warm_up,
 )
 
 ENDPOINTS = {"bare": "/bench/bare/", "api": "/api/polls/"}
@@ -249,15 +249,8 @@ class Command(BaseCommand):
                 results[name] = summarise_rounds(ENDPOINTS[name], rounds[name])
             return results
         finally:
-            # A second Ctrl-C (or a signal sent to the whole process group) must not skip the cleanup.
-            with sigint_ignored():
-                try:
-                    if pool is not None:
-                        pool.terminate()
-                        pool.join()
-                finally:
-                    server.stop()
-                    self.stdout.write("gunicorn stopped")
+            stop_all(pool, server)  # even after a second Ctrl-C
+            self.stdout.write("gunicorn stopped")
 
     def _check_health(self, server: Gunicorn) -> None:
         status, body = server.wait_healthy()
@@ -270,28 +263,16 @@ class Command(BaseCommand):
 
     def _alternate(self, pool, targets: dict[str, tuple[int, str]], opts, user_agent: str) -> dict[str, list]:
         """Warm every target up, then ``--rounds`` rounds over all of them, alternating their order."""
-        names = list(targets)
-        for name in names:  # every worker imports and caches what it needs before anything is measured
-            port, path = targets[name]
-            warm = chunks(max(opts["concurrency"] * 5, opts["workers"] * 10), opts["concurrency"])
-            pool.map(client_chunk, [(port, path, n, 30.0, user_agent) for n in warm])
-        rounds: dict[str, list[dict]] = {name: [] for name in names}
-        progress = self._progress(opts["rounds"] * len(names) * opts["requests"], opts["no_progress"])
-        try:
-            for r in range(opts["rounds"]):
-                shift = r % len(names)
-                order = names[shift:] + names[:shift]
-                if r % 2:
-                    order.reverse()
-                for name in order:
-                    progress.set_description(f"round {r + 1}/{opts['rounds']} {name}")
-                    port, path = targets[name]
-                    rounds[name].append(
-                        run_round(pool, port, path, opts["requests"], opts["concurrency"], user_agent, progress)
-                    )
-        finally:
-            progress.close()
-        return rounds
+        warm_up(pool, targets, concurrency=opts["concurrency"], workers=opts["workers"], user_agent=user_agent)
+        return alternate_rounds(
+            pool,
+            targets,
+            rounds=opts["rounds"],
+            requests=opts["requests"],
+            concurrency=opts["concurrency"],
+            user_agent=user_agent,
+            progress=not opts["no_progress"],
+        )
 
     # ----------------------------------------------------------------------- section: logging
     def _bench_logging(self, root: Path, variants: list[str], opts, run_id: str) -> dict:
@@ -326,23 +307,15 @@ class Command(BaseCommand):
             pool = multiprocessing.get_context("spawn").Pool(opts["concurrency"], initializer=client_init)
             rounds = self._alternate(pool, {v: (s.port, path) for v, s in servers.items()}, opts, user_agent)
             rows = {v: summarise_rounds(path, rounds[v]) for v in variants}
-            ratios = {v: self._paired_ratio(rounds[v], rounds["off"]) for v in variants if v != "off"}
+            ratios = {v: paired_ratio(rounds[v], rounds["off"]) for v in variants if v != "off"}
 
             zero_loss = None
             if opts["zero_loss"] and "on" in servers:
                 zero_loss = self._zero_loss(pool, servers["on"], flusher, path, opts, run_id)
             return {"path": path, "variants": rows, "ratio_over_off": ratios, "zero_loss": zero_loss}
         finally:
-            with sigint_ignored():
-                try:
-                    if pool is not None:
-                        pool.terminate()
-                        pool.join()
-                finally:
-                    for server in servers.values():
-                        server.stop()
-                    flusher.stop()
-                    self.stdout.write("gunicorn servers and the flusher stopped")
+            stop_all(pool, *servers.values(), flusher)
+            self.stdout.write("gunicorn servers and the flusher stopped")
 
     def _zero_loss(self, pool, server: Gunicorn, flusher: Flusher, path: str, opts, run_id: str) -> dict:
         """N requests, a graceful stop, a last flush: the rows those requests left must number exactly N."""
@@ -374,21 +347,6 @@ class Command(BaseCommand):
             "exact": rows == sent["ok"] == requests,
         }
 
-    @staticmethod
-    def _paired_ratio(rounds: list[dict], baseline: list[dict]) -> dict | None:
-        pairs = [
-            (a["requests_per_s"], b["requests_per_s"], a["p50_ms"], b["p50_ms"])
-            for a, b in zip(rounds, baseline, strict=True)
-            if a["requests_per_s"] and b["requests_per_s"] and a["p50_ms"] and b["p50_ms"]
-        ]
-        if not pairs:
-            return None
-        return {
-            "throughput": round(statistics.median(a / b for a, b, _, _ in pairs), 3),
-            "p50_latency": round(statistics.median(c / d for _, _, c, d in pairs), 3),
-            "per_round_throughput": [round(a / b, 3) for a, b, _, _ in pairs],
-        }
-
     def _delete_bench_logs(self, run_id: str) -> None:
         """The request logs this run made are measurements, not traffic: remove them (unless --keep-logs).
 
@@ -408,20 +366,13 @@ class Command(BaseCommand):
                 Q(user_agent__startswith=f"{USER_AGENT}/{run_id}/") | Q(user_agent=f"{USER_AGENT}/setup")
             ).delete()
 
-    @classmethod
-    def _ratio(cls, endpoints: dict) -> dict | None:
+    @staticmethod
+    def _ratio(endpoints: dict) -> dict | None:
         api, bare = endpoints.get("api"), endpoints.get("bare")
         if not api or not bare or "skipped" in api or "skipped" in bare:
             return None
         # Paired per round (both ran in the same round, side by side), then the median across rounds.
-        return cls._paired_ratio(api["rounds"], bare["rounds"])
-
-    @staticmethod
-    def _progress(total: int, disabled: bool):
-        from tqdm import tqdm
-
-        # disable=None: no bar when stderr is not a terminal (CI logs)
-        return tqdm(total=total, unit="req", disable=True if disabled else None, leave=False)
+        return paired_ratio(api["rounds"], bare["rounds"])
 
     def _seed_polls(self) -> int:
         from django.contrib.auth import get_user_model
