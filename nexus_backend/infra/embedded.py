@@ -71,9 +71,13 @@ def _pg_server():
 def _put_atomically(self, values: list[int]) -> None:
     """pgserver's ``DiskList.put`` truncates its file, then writes it: a reader in between, or a process killed
     in between, finds it empty. Written beside it and renamed over it instead, the file is always whole."""
-    tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(values))
-    os.replace(tmp, self.path)
+    _write_atomically(self.path, json.dumps(values))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def ensure_postgres() -> PostgresInfo:
@@ -112,7 +116,7 @@ def _repair_handle_list() -> None:
     except (OSError, ValueError):
         pids = None
     if not isinstance(pids, list):
-        path.write_text("[]")
+        _write_atomically(path, "[]")
 
 
 def _clear_stale_postmaster_pid() -> None:
