@@ -55,6 +55,31 @@ def normalize_ip(value: str | None) -> str | None:
     return str(address)
 
 
+IPV6_GROUP_PREFIX = 64
+
+
+@lru_cache(maxsize=8192)
+def address_group(ip: str | None) -> str | None:
+    """The key every per-address control uses for ``ip`` (a normalised address, as :func:`normalize_ip` gives).
+
+    An IPv4 address is its own group. An IPv6 address is grouped by its /64 network, written in CIDR text
+    (``2001:db8:1:2::/64``): one subscriber line or one cloud host owns a whole /64 and can rotate through it for
+    free, so limits, blocks and detection keyed on the full /128 would see each rotation as a new client.
+    ``None`` (no usable address) stays ``None``.
+    """
+    if not ip:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, IPV6_GROUP_PREFIX), strict=False))
+
+
 def resolve(meta: dict, trusted_proxies: int) -> str | None:
     """The client address for a WSGI ``META`` dict, given how many proxies in front of the app are trusted."""
     remote = normalize_ip(meta.get("REMOTE_ADDR"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nexus_backend.tracking.client_ip import normalize_ip, resolve
+from nexus_backend.tracking.client_ip import address_group, normalize_ip, resolve
 
 CLIENT = "203.0.113.7"  # the real client
 VICTIM = "198.51.100.99"  # an address an attacker would like to frame
@@ -87,3 +87,19 @@ def test_ports_and_mapped_addresses_resolve_to_one_spelling():
     meta = {"REMOTE_ADDR": PROXY1, "HTTP_X_FORWARDED_FOR": "::ffff:203.0.113.7"}
     assert resolve(meta, 1) == CLIENT
     assert resolve({"REMOTE_ADDR": "[::ffff:203.0.113.7]:80"}, 0) == CLIENT
+
+
+@pytest.mark.parametrize(
+    ("ip", "group"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:198.51.100.9", "198.51.100.9"),
+        ("not an address", None),
+        (None, None),
+    ],
+)
+def test_address_group_keys_ipv6_by_its_64(ip, group):
+    assert address_group(ip) == group
