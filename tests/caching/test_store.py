@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from nexus_backend.caching import config, invalidation, keys, store
 
+from ..waiting import sleep_until
 from .conftest import counters
 
 pytestmark = pytest.mark.django_db
@@ -93,10 +94,10 @@ def test_body_is_not_cached_past_its_valid_until(make_entry):
     gone = timezone.now() - timedelta(seconds=1)
     store.read_through(entry, source.compute(valid_until=gone))
     assert store.read_through(entry, source.compute(valid_until=gone)).outcome == "miss"
-    soon = timezone.now() + timedelta(milliseconds=300)
+    soon = timezone.now() + timedelta(seconds=3)  # a generous window: a slow machine still reads before it ends
     store.read_through(entry, source.compute(valid_until=soon))
     assert store.read_through(entry, source.compute()).outcome == "hit"
-    time.sleep(0.35)
+    sleep_until(soon)
     assert store.read_through(entry, source.compute()).outcome == "miss"
     assert source.reads == 4
 
@@ -142,20 +143,22 @@ def lock_key(conn, entry: keys.Entry) -> str:
 
 def test_a_lock_holder_that_never_stores_is_taken_over(conn, make_entry):
     entry, source = make_entry(), Source()
-    conn.set(lock_key(conn, entry), "someone-else", px=200)  # a reader that died while computing
     began = time.monotonic()
+    conn.set(lock_key(conn, entry), "someone-else", px=1000)  # a reader that died while computing
     fetched = store.read_through(entry, source.compute())
     assert fetched.outcome == "miss" and fetched.body == b"v1"
-    assert 0.15 < time.monotonic() - began < 2.0  # waited for the lock to expire, then took it
+    # It waited for the lock to expire (never earlier: it was set after `began`), then took it; the upper bound
+    # only catches a reader that waits forever.
+    assert 0.99 <= time.monotonic() - began < 30
 
 
 def test_waiters_give_up_after_lock_wait(conn, make_entry):
     entry, source = make_entry(), Source()
     conn.set(lock_key(conn, entry), "stuck", px=60_000)
-    with config.configured(lock_wait=0.2):
+    with config.configured(lock_wait=1.0):
         began = time.monotonic()
         fetched = store.read_through(entry, source.compute())
-    assert fetched.outcome == "miss" and 0.2 <= time.monotonic() - began < 2.0
+    assert fetched.outcome == "miss" and 1.0 <= time.monotonic() - began < 30  # gave up after lock_wait, not before
     assert store.read_through(entry, source.compute()).outcome == "hit"  # it stored the value anyway
 
 
@@ -169,8 +172,9 @@ def test_a_failed_computation_releases_the_lock(conn, make_entry):
         store.read_through(entry, broken)
     assert not list(conn.scan_iter(f"{entry.base}:*:lock"))
     began = time.monotonic()
-    assert store.read_through(entry, source.compute()).outcome == "miss"
-    assert time.monotonic() - began < 0.5  # nobody waited for a lock
+    with config.configured(lock_wait=10.0):
+        assert store.read_through(entry, source.compute()).outcome == "miss"
+    assert time.monotonic() - began < 5  # nobody waited for a lock (a waiter would wait the whole 10 s)
 
 
 def test_disabled_cache_computes_every_time_and_stores_nothing(conn, make_entry, namespace):

@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from nexus_backend.infra.embedded import (
     pid_alive,  # a zombie (killed, not yet reaped) counts as dead
 )
 from tests.celery_worker import Worker
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "NEXUS_DB_NAME")
@@ -53,17 +53,6 @@ __all__ = [
     "pid_alive",
     "wait_for",
 ]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
-    """Poll ``predicate`` until it returns something true (returned), or fail saying what was awaited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
-        time.sleep(interval)
 
 
 def get(port: int, path: str = "/bench/bare/", method: str = "GET") -> int:
