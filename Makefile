@@ -72,9 +72,10 @@ lint: $(STAMP) ## ruff check and format check
 format: $(STAMP) ## Format the code with ruff
 	@$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
-schema: $(STAMP) ## Regenerate the committed OpenAPI schema (openapi.yaml) and the Postman collection made from it
+schema: $(STAMP) ## Regenerate the committed API contracts: openapi.yaml, schema.graphql and the Postman collection
 	@$(PY) manage.py spectacular --file openapi.yaml --validate
 	@echo "wrote openapi.yaml"
+	@$(PY) manage.py graphql_schema
 	@$(PY) manage.py postman
 
 postman: $(STAMP) ## Regenerate postman/nexus.postman_collection.json from openapi.yaml
