@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shlex
 import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -560,3 +562,14 @@ def test_package_names_are_compared_normalised(project_copy):
     assert "- django-redis>=5.4" in text
     path.write_text(text.replace("- django-redis>=5.4", "- Django_Redis >= 5.4"))
     assert environment_yml_problems(project_copy) == []
+
+
+def test_make_lab_binds_to_loopback_and_starts_as_root():
+    """JupyterLab runs code for whoever reaches it: 127.0.0.1 only. Containers and cloud workspaces run as root,
+    where Jupyter refuses to start without --allow-root."""
+    out = subprocess.run(
+        ["make", "-n", "lab", "STAMP=", "VENV=/nonexistent"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    [command] = [line for line in out.splitlines() if "jupyter lab" in line]
+    assert "--ip=127.0.0.1" in command and "--ip=0.0.0.0" not in command
+    assert ("--allow-root" in command) == (os.geteuid() == 0)
