@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import Client
 
 from nexus_backend.core.postman import COLLECTION, render
 
@@ -63,7 +65,7 @@ def test_every_operation_once_in_a_folder_named_by_its_tag(collection):
         for folder, item in _requests(collection)
     )
     assert found == expected
-    assert [folder["name"] for folder in collection["item"]] == ["auth", "metrics", "polls"]
+    assert [folder["name"] for folder in collection["item"]] == ["auth", "polls", "metrics"]  # the story's order
 
 
 def test_base_url_and_bearer_token_are_collection_variables(collection):
@@ -89,8 +91,8 @@ def test_requests_carry_example_bodies_and_the_right_auth(collection):
     }
     assert "auth" not in create  # inherits the collection's bearer token
     vote = by_route[("POST", "{{baseUrl}}/api/polls/:poll_id/vote/")]["request"]
-    assert json.loads(vote["body"]["raw"]) == {"option": 1}
-    assert vote["url"]["variable"][0]["key"] == "poll_id"
+    assert json.loads(vote["body"]["raw"].replace("{{optionId}}", "7")) == {"option": 7}  # a number, not text
+    assert [(v["key"], v["value"]) for v in vote["url"]["variable"]] == [("poll_id", "{{pollId}}")]
     login = by_route[("POST", "{{baseUrl}}/api/auth/token/")]
     assert login["request"]["auth"] == {"type": "noauth"}  # the schema says it needs no credentials
     assert 'pm.collectionVariables.set("accessToken", body.access)' in "\n".join(login["event"][0]["script"]["exec"])
@@ -105,3 +107,48 @@ def test_the_command_writes_the_collection_and_refuses_a_missing_schema(tmp_path
     assert out.read_text() == render(SCHEMA)
     with pytest.raises(CommandError, match="does not exist: run `make schema` first"):
         call_command("postman", schema=tmp_path / "missing.yaml", out=out)
+
+
+def _story(collection: dict) -> list[tuple[str, str, dict]]:
+    return [(item["request"]["method"], item["request"]["url"]["raw"], item) for _, item in _requests(collection)]
+
+
+def _substitute(text: str, variables: dict[str, str]) -> str:
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: str(variables[m.group(1)]), text)
+
+
+@pytest.mark.django_db
+def test_run_in_order_the_collection_passes_with_the_poll_it_created(collection, make_poll):
+    """What Postman's runner (or `newman run`) does, top to bottom, in-process: every request gets the status its
+    test script expects. The scripts' effects are replayed here: the sign-up's new username, the tokens, and the
+    ids of the poll the run created (another user's poll 1 must never be the one edited or deleted)."""
+    someone_elses = make_poll(question="Not yours")
+    variables = {v["key"]: v["value"] for v in collection["variable"]}
+    client = Client()
+    statuses = []
+    for method, raw_url, item in _story(collection):
+        events = {event["listen"]: "\n".join(event["script"]["exec"]) for event in item.get("event", [])}
+        if "ada_" in events.get("prerequest", ""):
+            variables["username"] = "ada_run1"
+        request = item["request"]
+        for path_variable in request["url"].get("variable", []):  # Postman fills :name from the item's variables
+            raw_url = raw_url.replace(f":{path_variable['key']}", path_variable["value"])
+        url = _substitute(raw_url, variables).removeprefix(variables["baseUrl"])
+        headers = {}
+        if request.get("auth", {}).get("type") != "noauth" and variables["accessToken"]:
+            headers["HTTP_AUTHORIZATION"] = f"Bearer {variables['accessToken']}"
+        body = _substitute(request["body"]["raw"], variables) if "body" in request else None
+        response = client.generic(method, url, body or "", content_type="application/json", **headers)
+        expected = json.loads(re.search(r"to\.be\.oneOf\((\[[^)]*\])\)", events["test"]).group(1))
+        statuses.append((item["name"], response.status_code, expected))
+        answer = response.json() if response.content and response["Content-Type"].startswith("application/json") else {}
+        if "accessToken" in events["test"] and response.status_code == 200:
+            variables["accessToken"] = answer.get("access", variables["accessToken"])
+            variables["refreshToken"] = answer.get("refresh", variables["refreshToken"])
+        if "pollId" in events["test"] and response.status_code in (200, 201):
+            variables["pollId"], variables["optionId"] = answer["id"], answer["options"][0]["id"]
+    failed = [(name, got, expected) for name, got, expected in statuses if got not in expected]
+    assert not failed, failed
+    assert len(statuses) == sum(1 for _ in _requests(collection))
+    someone_elses.refresh_from_db()  # still there, unchanged
+    assert someone_elses.question == "Not yours"
