@@ -22,6 +22,11 @@ DRF's parsers read ``request`` as a stream and never consult that setting, so a 
 otherwise be read into memory and parsed. Bodies that turn out larger while being read through ``request.body``
 (GraphQL, forms) raise ``RequestDataTooBig``, which :func:`nexus_backend.core.exceptions.json_400` also answers with
 ``413``.
+
+It also keeps the JSON endpoints (``/api/``, ``/graphql/``) JSON only: a ``POST``, ``PUT`` or ``PATCH`` whose
+``Content-Type`` is not ``application/json`` is answered ``415`` before any view, authentication or rate limit
+runs. A web page can make a browser send a cross-site form or ``text/plain`` POST without asking (no CORS
+preflight), and such a request must never count as a login attempt or reach a password hash.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import time
 
 from django.conf import settings
 from django.core.signals import got_request_exception
+from django.http import JsonResponse
 from django.utils.log import log_response
 
 from . import exceptions, metrics, request_id
@@ -106,6 +112,10 @@ class RequestContextMiddleware:
         return replacement
 
 
+JSON_METHODS = frozenset({"POST", "PUT", "PATCH"})
+JSON_PREFIXES = ("/api/", "/graphql/")
+
+
 class BodySizeLimitMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -123,4 +133,12 @@ class BodySizeLimitMiddleware:
                 )
             if length > settings.NEXUS_MAX_BODY_BYTES:
                 return json_413(request, length)
+        if request.method in JSON_METHODS and request.path.startswith(JSON_PREFIXES):
+            content_type = request.META.get("CONTENT_TYPE", "")
+            if content_type.split(";", 1)[0].strip().lower() != "application/json":
+                message = f"Unsupported media type {content_type!r} in request: send application/json."
+                if request.path.startswith("/graphql/"):  # in GraphQL's error shape, as the GraphQL view answers
+                    body = {"errors": [{"message": message, "extensions": {"code": "unsupported_media_type"}}]}
+                    return JsonResponse(body, status=415)
+                return error_response(message, "unsupported_media_type", 415)
         return self.get_response(request)
