@@ -99,9 +99,10 @@ class TokenObtainPairView(jwt_views.TokenObtainPairView):
     # window is full, even for the right password; a successful login gives its slots back.
     throttle_classes = LOGIN_THROTTLES
 
-    def get_throttles(self):
-        self.login_throttles = super().get_throttles()
-        return self.login_throttles
+    def check_throttles(self, request: Request) -> None:
+        self.login_throttles, wait = throttles_check(request, self.throttle_classes)
+        if wait is not None:
+            self.throttled(request, wait)
 
     def post(self, request: Request, *args, **kwargs) -> Response:
         response = super().post(request, *args, **kwargs)

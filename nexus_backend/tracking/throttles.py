@@ -202,14 +202,20 @@ VOTE_THROTTLES = [VoteUserThrottle, VoteIPThrottle]
 
 
 def throttles_check(request, throttle_classes) -> tuple[list[SlidingWindowThrottle], float | None]:
-    """Outside DRF's views (GraphQL, the admin login): run ``throttle_classes`` as DRF would.
+    """Run ``throttle_classes`` in order, stopping at the first that refuses (DRF's views, GraphQL, the admin login).
 
-    Returns the throttles (to :meth:`~SlidingWindowThrottle.give_back` their slots later) and ``None`` when all
-    allow the request, or the seconds to wait (the longest) when any refuses it.
+    Returns the throttles that took a slot (to :meth:`~SlidingWindowThrottle.give_back` later) and ``None`` when
+    all allow the request, or the seconds to wait when one refuses it. Stopping matters for logins: unlike DRF's
+    own loop, an attempt refused per address takes no slot in the target account's window, so an attacker held
+    back by the address limit cannot fill a victim's lockout window at the speed of refusals.
     """
-    throttles = [throttle_class() for throttle_class in throttle_classes]
-    waits = [throttle.wait() or 0.0 for throttle in throttles if not throttle.allow_request(request, None)]
-    return throttles, (max(waits) if waits else None)
+    throttles = []
+    for throttle_class in throttle_classes:
+        throttle = throttle_class()
+        if not throttle.allow_request(request, None):
+            return throttles, throttle.wait() or 0.0
+        throttles.append(throttle)
+    return throttles, None
 
 
 def reset_rate_limits() -> int:

@@ -91,6 +91,16 @@ def test_failed_logins_are_limited_per_account_whatever_the_address(user):
     assert login(client, body={**wrong, "username": "bob"}, REMOTE_ADDR=INNOCENT).status_code == 401  # only alice
 
 
+def test_attempts_refused_per_address_take_no_slot_in_the_accounts_window(user):
+    """An attacker held back by the address limit cannot fill the victim's lockout window at the refusals' speed."""
+    client = APIClient()
+    wrong = {"username": "alice", "password": "not-her-password"}
+    statuses = [login(client, body=wrong, REMOTE_ADDR=ATTACKER).status_code for _ in range(30)]
+    assert statuses == [401] * 5 + [429] * 25
+    right = {"username": "alice", "password": "correct-horse-battery-staple-42"}
+    assert login(client, body=right, REMOTE_ADDR=INNOCENT).status_code == 200
+
+
 def test_ipv6_addresses_of_one_64_share_one_login_limit():
     client = APIClient()
     rotating = [f"2001:db8:1:2::{i:x}" for i in range(1, 7)]
