@@ -71,10 +71,9 @@ def operation_log_entry(execution_context) -> tuple[str, int]:
         return "/graphql/", 400
     fields = [node.name.value for node in operation.selection_set.selections if isinstance(node, FieldNode)]
     path = f"/graphql/{operation.operation.value}/{fields[0] if fields else '-'}"
-    if execution_context.pre_execution_errors:
-        return path, 400
-    result = execution_context.result
-    for error in getattr(result, "errors", None) or []:
+    # A refusal raised in a resolver carries its status; parse and validation errors (cost limits too) carry none.
+    errors = getattr(execution_context.result, "errors", None) or execution_context.pre_execution_errors or []
+    for error in errors:
         if _is_unexpected(error):
             return path, 500
         return path, int((error.extensions or {}).get("status", 400))
