@@ -100,6 +100,9 @@ class TokenObtainPairView(jwt_views.TokenObtainPairView):
     throttle_classes = LOGIN_THROTTLES
 
     def check_throttles(self, request: Request) -> None:
+        self.login_throttles = []
+        if request.method != "POST":  # only a login attempt counts (any other method is a 405)
+            return
         self.login_throttles, wait = throttles_check(request, self.throttle_classes)
         if wait is not None:
             self.throttled(request, wait)
