@@ -25,8 +25,9 @@ otherwise be read into memory and parsed. Bodies that turn out larger while bein
 
 It also keeps the JSON endpoints (``/api/``, ``/graphql/``) JSON only: a ``POST``, ``PUT`` or ``PATCH`` the view
 implements whose ``Content-Type`` is not ``application/json`` (an empty body too) is answered ``415`` before the
-view, its authentication or its rate limits run. A web page can make a browser send a cross-site form or ``text/plain`` POST without asking (no CORS
-preflight), and such a request must never count as a login attempt or reach a password hash.
+view, its authentication or its rate limits run. A web page can make a browser send a cross-site form or
+``text/plain`` POST without asking (no CORS preflight), and such a request must never count as a login attempt
+or reach a password hash.
 """
 
 from __future__ import annotations
