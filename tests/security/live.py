@@ -99,6 +99,13 @@ def live_server(**settings: str) -> Iterator[Live]:
         server.stop()
 
 
+def token_for(user) -> str:
+    """A real access token for ``user``, as a login would have given."""
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    return str(RefreshToken.for_user(user).access_token)
+
+
 def logged(path_prefix: str, *, ips: list[str], expect: int, timeout: float = 20.0) -> list[tuple[str, str, str, int]]:
     """(ip, method, path, status) of the request-log rows of ``ips`` under ``path_prefix``, once ``expect`` are in.
 

@@ -11,12 +11,11 @@ import re
 
 import pytest
 from django.utils import timezone
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from nexus_backend.tracking.detection.rules import load_rules
 from nexus_backend.tracking.detection.services import detect_window
 
-from .live import live_server, logged
+from .live import live_server, logged, token_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
@@ -35,10 +34,6 @@ def direct(django_db_setup, django_db_blocker):
 def behind_lb(django_db_setup, django_db_blocker):
     with live_server(NEXUS_TRUSTED_PROXY_NETWORKS="127.0.0.0/8") as server:
         yield server
-
-
-def token_for(user) -> str:
-    return str(RefreshToken.for_user(user).access_token)
 
 
 # ------------------------------------------------------------------------------------------- client addresses

@@ -12,7 +12,6 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from nexus_backend.tracking.detection.detector import aggregate_request_log
 from nexus_backend.tracking.detection.rules import load_rules
@@ -20,7 +19,7 @@ from nexus_backend.tracking.detection.services import detect_window
 from nexus_backend.tracking.models import BlockedIP
 from tests.conftest import PASSWORD
 
-from .live import live_server, logged
+from .live import live_server, logged, token_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
@@ -31,10 +30,6 @@ WRONG = "not-the-password-at-all"
 def live(django_db_setup, django_db_blocker):
     with live_server(NEXUS_TRUSTED_PROXIES="1") as server:
         yield server
-
-
-def token_for(user) -> str:
-    return str(RefreshToken.for_user(user).access_token)
 
 
 def auth_failures(start) -> dict[str, tuple[int, int]]:
