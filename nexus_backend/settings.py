@@ -356,6 +356,16 @@ NEXUS_REQUEST_LOG_SPOOL_DIR = os.environ.get("NEXUS_REQUEST_LOG_SPOOL_DIR") or s
 NEXUS_REQUEST_LOG_RETENTION_DAYS = env_int("NEXUS_REQUEST_LOG_RETENTION_DAYS", 30, 1)
 NEXUS_BLOCKLIST_REFRESH_SECONDS = env_float("NEXUS_BLOCKLIST_REFRESH_SECONDS", 1.0, 0.05)
 NEXUS_BLOCKLIST_MAX_AGE_SECONDS = env_float("NEXUS_BLOCKLIST_MAX_AGE_SECONDS", 60.0, 1.0)
+# The former login rates (per address anonymous, per user with a bearer token) must not be silently ignored.
+for _old, _new in (
+    ("NEXUS_RATE_LOGIN_ANON", "NEXUS_RATE_LOGIN_IP"),
+    ("NEXUS_RATE_LOGIN_USER", "NEXUS_RATE_LOGIN_ACCOUNT"),
+):
+    if os.environ.get(_old, "").strip():
+        raise SystemExit(
+            f"error: {_old} is no longer read: failed logins are limited per address (NEXUS_RATE_LOGIN_IP) and per "
+            f"account (NEXUS_RATE_LOGIN_ACCOUNT) whatever the request carries; set {_new} instead"
+        )
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     # Failed logins (API token and admin login form), per client address (IPv6: per /64) and per target account:
     # a full window answers 429 with Retry-After, even to the right password (the account's lockout).

@@ -36,6 +36,8 @@ REFUSED = [
     ("NEXUS_TRUSTED_PROXY_NETWORKS", "10.0.0.0/8, the-load-balancer", "must be addresses or networks"),
     ("NEXUS_RATE_LOGIN_ACCOUNT", "10 per hour", "must be a rate like 5/min"),
     ("NEXUS_RATE_REGISTER_IP", "0/hour", "must be a rate like 5/min"),
+    ("NEXUS_RATE_LOGIN_ANON", "5/min", "no longer read"),  # renamed: refused, not silently ignored
+    ("NEXUS_RATE_LOGIN_USER", "10/min", "set NEXUS_RATE_LOGIN_ACCOUNT instead"),
 ]
 
 ACCEPTED = [
