@@ -1,4 +1,4 @@
-"""One middleware, first in ``MIDDLEWARE``, doing three things in order (DESIGN.md §2):
+"""One middleware, first in ``MIDDLEWARE``, doing three things in order:
 
 1. **client IP**: resolved once (``client_ip.py``) and stored as ``request.client_ip``;
 2. **block list**: an in-process set (``blocklist.py``), no query per request; a blocked address gets 403 JSON;
