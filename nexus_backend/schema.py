@@ -18,14 +18,16 @@ from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
-from graphql import GraphQLError
+from graphql import FieldNode, GraphQLError, OperationType
+from graphql.utilities import get_operation_ast
 from rest_framework.authentication import CSRFCheck
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from strawberry.django.views import GraphQLView
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
 
 from nexus_backend.polls.graphql import Mutation, Query
+from nexus_backend.tracking.middleware import log_as
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +54,49 @@ LIMITS = [
     lambda: QueryDepthLimiter(max_depth=settings.NEXUS_GRAPHQL_MAX_DEPTH),
     lambda: MaxAliasesLimiter(max_alias_count=settings.NEXUS_GRAPHQL_MAX_ALIASES),
 ]
+
+
+def operation_log_entry(execution_context) -> tuple[str, int]:
+    """The path and status the request log records for a GraphQL operation, as REST would have logged it.
+
+    Path: ``/graphql/<query|mutation>/<first field>`` (``/graphql/mutation/vote``), field names as the schema
+    spells them, aliases ignored. Status: the first error's (a refusal carries its REST status: 400 invalid,
+    401, 403, 404, 409 already voted, 429 throttled), 400 for a document that does not parse or validate (cost
+    limits included), 500 for an unexpected failure; otherwise 201 for a mutation (a vote is created), 200 for a
+    query. A document with several operations and no ``operationName`` is logged as ``/graphql/`` 400.
+    """
+    document = execution_context.graphql_document
+    operation = get_operation_ast(document, execution_context.operation_name) if document else None
+    if operation is None:
+        return "/graphql/", 400
+    fields = [node.name.value for node in operation.selection_set.selections if isinstance(node, FieldNode)]
+    path = f"/graphql/{operation.operation.value}/{fields[0] if fields else '-'}"
+    # A refusal raised in a resolver carries its status; parse and validation errors (cost limits too) carry none.
+    errors = getattr(execution_context.result, "errors", None) or execution_context.pre_execution_errors or []
+    for error in errors:
+        if _is_unexpected(error):
+            return path, 500
+        return path, int((error.extensions or {}).get("status", 400))
+    return path, 201 if operation.operation is OperationType.MUTATION else 200
+
+
+class OperationLog(SchemaExtension):
+    """Hands :func:`operation_log_entry` to the request log (``tracking.middleware.log_as``)."""
+
+    def on_operation(self):
+        yield
+        context = self.execution_context.context
+        request = getattr(context, "request", None)
+        if request is not None:
+            path, status = operation_log_entry(self.execution_context)
+            log_as(request, path=path, status=status)
+
+
+# OperationLog last: its code after the operation runs before MaskErrors', so it sees unexpected errors unmasked.
 schema = NexusSchema(
-    query=Query, mutation=Mutation, extensions=[*LIMITS, partial(MaskErrors, should_mask_error=_is_unexpected)]
+    query=Query,
+    mutation=Mutation,
+    extensions=[*LIMITS, partial(MaskErrors, should_mask_error=_is_unexpected), OperationLog],
 )
 
 

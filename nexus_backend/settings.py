@@ -209,7 +209,7 @@ CACHES = {
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -346,7 +346,8 @@ def env_logging_mode(name: str) -> str:
     return value
 
 
-# How many reverse proxies in front of the app append to X-Forwarded-For (0: use REMOTE_ADDR, ignore the header).
+# How many reverse proxies on this machine append to X-Forwarded-For (0: use REMOTE_ADDR, ignore the header).
+# Applies to requests from a loopback peer only (nexus_backend/tracking/client_ip.py).
 NEXUS_TRUSTED_PROXIES = env_int("NEXUS_TRUSTED_PROXIES", 0)
 NEXUS_REQUEST_LOGGING = env_logging_mode("NEXUS_REQUEST_LOGGING")  # on | off | sync
 NEXUS_REQUEST_LOG_BUFFER_SECONDS = env_float("NEXUS_REQUEST_LOG_BUFFER_SECONDS", 0.25, 0.01)
@@ -355,11 +356,24 @@ NEXUS_REQUEST_LOG_SPOOL_DIR = os.environ.get("NEXUS_REQUEST_LOG_SPOOL_DIR") or s
 NEXUS_REQUEST_LOG_RETENTION_DAYS = env_int("NEXUS_REQUEST_LOG_RETENTION_DAYS", 30, 1)
 NEXUS_BLOCKLIST_REFRESH_SECONDS = env_float("NEXUS_BLOCKLIST_REFRESH_SECONDS", 1.0, 0.05)
 NEXUS_BLOCKLIST_MAX_AGE_SECONDS = env_float("NEXUS_BLOCKLIST_MAX_AGE_SECONDS", 60.0, 1.0)
+# The former login rates (per address anonymous, per user with a bearer token) must not be silently ignored.
+for _old, _new in (
+    ("NEXUS_RATE_LOGIN_ANON", "NEXUS_RATE_LOGIN_IP"),
+    ("NEXUS_RATE_LOGIN_USER", "NEXUS_RATE_LOGIN_ACCOUNT"),
+):
+    if os.environ.get(_old, "").strip():
+        raise SystemExit(
+            f"error: {_old} is no longer read: failed logins are limited per address (NEXUS_RATE_LOGIN_IP) and per "
+            f"account (NEXUS_RATE_LOGIN_ACCOUNT) whatever the request carries; set {_new} instead"
+        )
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
-    "login_anon": env_rate("NEXUS_RATE_LOGIN_ANON", "5/min"),  # POST /api/auth/token/, per client IP
-    "login_user": env_rate("NEXUS_RATE_LOGIN_USER", "10/min"),  # the same, by a logged-in user, per user
+    # Failed logins (API token and admin login form), per client address (IPv6: per /64) and per target account:
+    # a full window answers 429 with Retry-After, even to the right password (the account's lockout).
+    "login_ip": env_rate("NEXUS_RATE_LOGIN_IP", "5/min"),
+    "login_account": env_rate("NEXUS_RATE_LOGIN_ACCOUNT", "10/hour"),
+    "register_ip": env_rate("NEXUS_RATE_REGISTER_IP", "10/hour"),  # POST /api/auth/register/, per client address
     "vote_user": env_rate("NEXUS_RATE_VOTE_USER", "10/min"),  # POST /api/polls/{id}/vote/, per user
-    "vote_ip": env_rate("NEXUS_RATE_VOTE_IP", "200/min"),  # the same, per client IP (many accounts, one machine)
+    "vote_ip": env_rate("NEXUS_RATE_VOTE_IP", "200/min"),  # the same, per client address (many accounts, one machine)
 }
 CELERY_BEAT_SCHEDULE["flush-request-logs"] = {
     "task": "nexus_backend.tracking.tasks.flush_request_logs",
@@ -448,6 +462,8 @@ def env_networks(name: str, default: str) -> list:
         raise SystemExit(f"error: {name} must be addresses or networks like 10.0.0.0/8, ::1 ({exc})") from None
 
 
+# Networks of reverse proxies elsewhere (a load balancer): a peer inside them is trusted to write X-Forwarded-For.
+NEXUS_TRUSTED_PROXY_NETWORKS = env_networks("NEXUS_TRUSTED_PROXY_NETWORKS", "")
 NEXUS_METRICS_ALLOWED_IPS = env_networks("NEXUS_METRICS_ALLOWED_IPS", "" if PRODUCTION else "127.0.0.1,::1")
 NEXUS_METRICS_TOKEN = os.environ.get("NEXUS_METRICS_TOKEN", "").strip()
 

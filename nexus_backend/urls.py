@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from nexus_backend.core import auth_api
 from nexus_backend.core import exceptions as core_exceptions
 from nexus_backend.core import metrics as core_metrics
 from nexus_backend.core import views as core_views
@@ -21,6 +22,8 @@ api_patterns = [
 ]
 
 urlpatterns = [
+    # The admin's login form under the API login's limits (core/auth_api.py), before the admin's own routes.
+    path(f"{settings.NEXUS_ADMIN_PATH}login/", auth_api.admin_login, name="admin-login"),
     path(settings.NEXUS_ADMIN_PATH, admin.site.urls),  # NEXUS_ADMIN_PATH, "admin/" by default
     path("health/", core_views.health, name="health"),
     # Prometheus scrape target (not part of the API schema: a plain Django view; README "Logs and metrics").

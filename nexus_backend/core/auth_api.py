@@ -1,4 +1,5 @@
-"""Accounts over HTTP: register, JWT obtain / refresh / verify, logout (blacklists the refresh token).
+"""Accounts over HTTP: register, JWT obtain / refresh / verify, logout (blacklists the refresh token), and the
+Django admin's login form held to the API login's limits.
 
 Registration rules (unique username, password validators) live in ``polls.services.user_register``; the JWT
 views are djangorestframework-simplejwt's, annotated so the OpenAPI schema shows their errors.
@@ -6,9 +7,15 @@ views are djangorestframework-simplejwt's, annotated so the OpenAPI schema shows
 
 from __future__ import annotations
 
+import math
+
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.http import HttpRequest, HttpResponse
 from django.urls import path
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.request import Request
@@ -23,7 +30,8 @@ from rest_framework_simplejwt.tokens import UntypedToken
 from nexus_backend.core import openapi as docs
 from nexus_backend.core.fields import CharField
 from nexus_backend.polls import services
-from nexus_backend.tracking.throttles import LOGIN_THROTTLES
+from nexus_backend.tracking.middleware import log_as
+from nexus_backend.tracking.throttles import LOGIN_THROTTLES, REGISTER_THROTTLES, throttles_check
 
 User = get_user_model()
 
@@ -44,6 +52,7 @@ class UserSerializer(serializers.ModelSerializer):
 class RegisterView(generics.GenericAPIView):
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
+    throttle_classes = REGISTER_THROTTLES  # per client address (IPv6: /64), checked before the password is hashed
     serializer_class = RegisterSerializer
 
     @extend_schema(
@@ -55,7 +64,7 @@ class RegisterView(generics.GenericAPIView):
             400: docs.validation_error(
                 "RegisterValidationError",
                 ["username", "email", "password"],
-                description="Invalid field, username taken, or password too weak.",
+                description="Invalid field, username taken, or password too weak (at least 12 characters).",
             ),
         },
     )
@@ -83,8 +92,27 @@ INVALID_TOKEN = docs.error("The token is invalid, expired or blacklisted (code `
         },
     )
 )
+@method_decorator(never_cache, name="dispatch")  # Cache-Control: no-store: tokens stay out of every cache
 class TokenObtainPairView(jwt_views.TokenObtainPairView):
-    throttle_classes = LOGIN_THROTTLES  # 5/min per client IP anonymous, 10/min per user logged in (429)
+    # Failed logins per client address and per target account (tracking/throttles.py), checked before the password
+    # is hashed; a bearer token on this request changes nothing (the view authenticates nobody). 429 when either
+    # window is full, even for the right password; a successful login gives its slots back.
+    throttle_classes = LOGIN_THROTTLES
+
+    def check_throttles(self, request: Request) -> None:
+        self.login_throttles = []
+        if request.method != "POST":  # only a login attempt counts (any other method is a 405)
+            return
+        self.login_throttles, wait = throttles_check(request, self.throttle_classes)
+        if wait is not None:
+            self.throttled(request, wait)
+
+    def post(self, request: Request, *args, **kwargs) -> Response:
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == status.HTTP_200_OK:
+            for throttle in self.login_throttles:
+                throttle.give_back()
+        return response
 
 
 @extend_schema_view(
@@ -98,6 +126,7 @@ class TokenObtainPairView(jwt_views.TokenObtainPairView):
         },
     )
 )
+@method_decorator(never_cache, name="dispatch")
 class TokenRefreshView(jwt_views.TokenRefreshView):
     pass
 
@@ -145,6 +174,33 @@ class LogoutView(jwt_views.TokenBlacklistView):
     def post(self, request: Request, *args, **kwargs) -> Response:
         super().post(request, *args, **kwargs)
         return Response(status=status.HTTP_205_RESET_CONTENT)
+
+
+def admin_login(request: HttpRequest, **kwargs) -> HttpResponse:
+    """The Django admin's login form (``<NEXUS_ADMIN_PATH>login/``) under the API login's limits.
+
+    A POST takes its slots in the per-address and per-account windows before the password is hashed; a full
+    window is refused with ``429`` and ``Retry-After`` (even for the right password). A failed attempt re-renders
+    the form as Django does (200) but is recorded in the request log as ``401``, so the detector counts it as a
+    failed login; a successful one gives its slots back. CSRF is checked first, by the middleware.
+    """
+    if request.method != "POST":
+        return admin.site.login(request, **kwargs)
+    throttles, wait = throttles_check(request, LOGIN_THROTTLES)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        response = HttpResponse(
+            f"Too many failed logins: try again in {seconds} s.\n", status=429, content_type="text/plain"
+        )
+        response["Retry-After"] = str(seconds)
+        return response
+    response = admin.site.login(request, **kwargs)
+    if request.user.is_authenticated and response.status_code == 302:
+        for throttle in throttles:
+            throttle.give_back()
+    else:
+        log_as(request, status=status.HTTP_401_UNAUTHORIZED)
+    return response
 
 
 urlpatterns = [

@@ -297,15 +297,16 @@ class Gunicorn:
             "--graceful-timeout",
             "5",
         ]
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=self.root,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches us, not gunicorn; we stop it ourselves
-        )
+        with open(self.log, "ab") as output:  # the app's own log lines (stderr) go beside gunicorn's error log
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=self.root,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=output,
+                start_new_session=True,  # Ctrl-C reaches us, not gunicorn; we stop it ourselves
+            )
         atexit.register(self.stop)  # last resort if the interpreter exits some other way
 
     def log_tail(self, lines: int = 20) -> str:

@@ -164,18 +164,26 @@ def cleanup(*, addresses: list[str] | None = None, echo: Callable[[str], None] =
     from django.core.cache import cache
 
     from nexus_backend.polls.models import Poll
+    from nexus_backend.tracking.client_ip import address_group
     from nexus_backend.tracking.models import BlockedIP, RequestLog, SuspiciousIP
+    from nexus_backend.tracking.throttles import LoginAccountThrottle
 
     addresses = addresses if addresses is not None else planned_addresses()
     users = get_user_model().objects.filter(username__startswith=PREFIX)
-    user_ids = list(users.values_list("pk", flat=True))
+    user_ids, usernames = [], []
+    for pk, username in users.values_list("pk", "username"):
+        user_ids.append(pk)
+        usernames.append(username)
     Poll.objects.filter(owner__in=user_ids).delete()
     deleted_users, _ = users.delete()
     blocks, _ = BlockedIP.objects.filter(ip_address__in=addresses).delete()  # signals: every process reloads
     findings, _ = SuspiciousIP.objects.filter(ip_address__in=addresses).delete()
     logs, _ = RequestLog.objects.filter(ip_address__in=addresses).delete()
-    keys = [f"throttle_{scope}_{ip}" for scope in ("login_anon", "vote_ip") for ip in addresses]
-    keys += [f"throttle_{scope}_user-{pk}" for scope in ("login_user", "vote_user") for pk in user_ids]
+    keys = [
+        f"throttle_{scope}_{address_group(ip)}" for scope in ("login_ip", "register_ip", "vote_ip") for ip in addresses
+    ]
+    keys += [f"throttle_vote_user_user-{pk}" for pk in user_ids]
+    keys += [LoginAccountThrottle.key_for(name) for name in usernames]
     cache.delete_many(keys)
     return {"users": len(user_ids), "blocks": blocks, "findings": findings, "request_logs": logs}
 

@@ -22,6 +22,12 @@ DRF's parsers read ``request`` as a stream and never consult that setting, so a 
 otherwise be read into memory and parsed. Bodies that turn out larger while being read through ``request.body``
 (GraphQL, forms) raise ``RequestDataTooBig``, which :func:`nexus_backend.core.exceptions.json_400` also answers with
 ``413``.
+
+It also keeps the JSON endpoints (``/api/``, ``/graphql/``) JSON only: a ``POST``, ``PUT`` or ``PATCH`` the view
+implements whose ``Content-Type`` is not ``application/json`` (an empty body too) is answered ``415`` before the
+view, its authentication or its rate limits run. A web page can make a browser send a cross-site form or
+``text/plain`` POST without asking (no CORS preflight), and such a request must never count as a login attempt
+or reach a password hash.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import time
 
 from django.conf import settings
 from django.core.signals import got_request_exception
+from django.http import JsonResponse
 from django.utils.log import log_response
 
 from . import exceptions, metrics, request_id
@@ -106,6 +113,10 @@ class RequestContextMiddleware:
         return replacement
 
 
+JSON_METHODS = frozenset({"POST", "PUT", "PATCH"})
+JSON_PREFIXES = ("/api/", "/graphql/")
+
+
 class BodySizeLimitMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -124,3 +135,22 @@ class BodySizeLimitMiddleware:
             if length > settings.NEXUS_MAX_BODY_BYTES:
                 return json_413(request, length)
         return self.get_response(request)
+
+    @staticmethod
+    def process_view(request, view_func, view_args, view_kwargs):
+        """Refuse a non-JSON body once the URL is resolved, if the view answers this method at all: a method it
+        does not implement stays its 405, an unknown path its 404."""
+        if request.method not in JSON_METHODS or not request.path.startswith(JSON_PREFIXES):
+            return None
+        view_class = getattr(view_func, "view_class", None) or getattr(view_func, "cls", None)
+        graphql_post = request.method == "POST" and request.path.startswith("/graphql/")  # dispatch() does it all
+        if not graphql_post and (view_class is None or not hasattr(view_class, request.method.lower())):
+            return None
+        content_type = request.META.get("CONTENT_TYPE", "")
+        if content_type.split(";", 1)[0].strip().lower() == "application/json":
+            return None
+        message = f"Unsupported media type {content_type!r} in request: send application/json."
+        if request.path.startswith("/graphql/"):  # in GraphQL's error shape, as the GraphQL view answers
+            body = {"errors": [{"message": message, "extensions": {"code": "unsupported_media_type"}}]}
+            return JsonResponse(body, status=415)
+        return error_response(message, "unsupported_media_type", 415)

@@ -35,10 +35,9 @@ def _as_graphql_errors():
 
 
 def _id(value: strawberry.ID, *, what: str, field: str | None = None) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
+    """A positive id written the one way (``4``: not ``04``, `` 4`` or ``+4``), as the REST paths take it."""
+    text = str(value)
+    number = int(text) if text.isascii() and text.isdigit() and not text.startswith("0") and len(text) <= 18 else 0
     if number <= 0:
         if field:
             raise DomainError(f"{what} must be a positive integer id, got {value!r}.", field=field)
@@ -154,14 +153,12 @@ class Mutation:
 
 
 def _check_vote_rate(request) -> None:
-    """The REST vote endpoint's rate limits (per user and per client IP) apply to the mutation too."""
-    from nexus_backend.tracking.throttles import VOTE_THROTTLES
+    """The REST vote endpoint's rate limits (per user and per client address) apply to each vote mutation too."""
+    from nexus_backend.tracking.throttles import VOTE_THROTTLES, throttles_check
 
-    for throttle_class in VOTE_THROTTLES:
-        throttle = throttle_class()
-        if not throttle.allow_request(request, None):
-            wait = math.ceil(throttle.wait() or 0)
-            raise Throttled(f"Too many votes: try again in {wait} s.")
+    _throttles, wait = throttles_check(request, VOTE_THROTTLES)
+    if wait is not None:
+        raise Throttled(f"Too many votes: try again in {math.ceil(wait)} s.")
 
 
 class Throttled(DomainError):

@@ -7,6 +7,8 @@
 - The process that makes a change marks its own copy stale at once.
 - Expiry is checked against the clock on every match, so an expired block stops applying without a reload.
 - A lookup costs one dictionary probe per distinct prefix length in the list (a /32, a /24 and a /8: three).
+- An IPv6 entry covers at least its /64 (``client_ip.address_group``): one subscriber owns the whole /64 and
+  rotates through it for free, so blocking one of its addresses blocks them all.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.db import DatabaseError
 
+from .client_ip import IPV6_GROUP_PREFIX
 from .fields import parse_network
 
 logger = logging.getLogger(__name__)
@@ -89,6 +92,8 @@ class BlockList:
         tables: dict[tuple[int, int], dict[int, float]] = {}
         for network_text, expires_at in rows:
             network = parse_network(network_text)
+            if network.version == 6 and network.prefixlen > IPV6_GROUP_PREFIX:
+                network = network.supernet(new_prefix=IPV6_GROUP_PREFIX)
             bits = network.max_prefixlen - network.prefixlen
             table = tables.setdefault((network.version, network.prefixlen), {})
             expiry = expires_at.timestamp() if expires_at else math.inf

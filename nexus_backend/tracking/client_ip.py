@@ -1,15 +1,21 @@
 """The client's IP address, resolved once per request and used by logging, the block list and rate limits.
 
-The rule (django-ratelimit's and DRF's, DESIGN.md §8): with ``NEXUS_TRUSTED_PROXIES = 0`` (the default) the
-client is ``REMOTE_ADDR``, the peer that opened the TCP connection, and ``X-Forwarded-For`` is ignored. With
-``N`` trusted proxies in front of the app, each proxy appends the address of the peer it saw, so the last ``N``
-entries of ``X-Forwarded-For`` were written by our proxies and the client is the ``N``-th entry counted from the
-right. Everything to its left was sent by the client and may be forged; the left-most entry is never used.
+The rule (django-ratelimit's and DRF's): ``X-Forwarded-For`` is read only when the peer that opened the TCP
+connection (``REMOTE_ADDR``) is a proxy we trust; from any other peer the client is the peer, whatever it wrote.
 
-When the header has fewer than ``N`` entries, or the chosen entry is not an IP address, the request did not come
-through the proxy chain as configured: the address is ``REMOTE_ADDR`` (the one peer we actually saw), never
-anything the client wrote. Addresses are normalised (``::ffff:1.2.3.4`` -> ``1.2.3.4``, ports, brackets and
-IPv6 zone ids removed) so that logging, blocking and rate limiting agree on one spelling.
+- ``NEXUS_TRUSTED_PROXIES = N`` (default 0): ``N`` proxies on this machine, the last of them talking to the app
+  over loopback. Each appends the address of the peer it saw, so the last ``N`` entries were written by our
+  proxies and the client is the ``N``-th entry counted from the right. It applies to loopback peers only.
+- ``NEXUS_TRUSTED_PROXY_NETWORKS``: the networks of proxies elsewhere (a load balancer in 10.0.0.0/8). A peer
+  inside them is a proxy; walking the header from the right, entries inside them are proxies too, and the
+  first one outside is the client.
+
+Everything left of the chosen entry was sent by the client and may be forged. When the header is missing,
+shorter than the proxy chain, or the chosen entry is not an IP address, the address is ``REMOTE_ADDR`` (the one
+peer we actually saw), never anything the client wrote. With no trusted proxy configured, a request carrying
+``X-Forwarded-For`` from a loopback or private peer logs a warning once: the service looks proxied, and every
+client then shares the proxy's address. Addresses are normalised (``::ffff:1.2.3.4`` -> ``1.2.3.4``, ports,
+brackets and IPv6 zone ids removed) so that logging, blocking and rate limiting agree on one spelling.
 """
 
 from __future__ import annotations
@@ -80,38 +86,75 @@ def address_group(ip: str | None) -> str | None:
     return str(ipaddress.IPv6Network((address, IPV6_GROUP_PREFIX), strict=False))
 
 
-def resolve(meta: dict, trusted_proxies: int) -> str | None:
-    """The client address for a WSGI ``META`` dict, given how many proxies in front of the app are trusted."""
+def _is_loopback(ip: str) -> bool:
+    return ipaddress.ip_address(ip).is_loopback
+
+
+def _in_networks(ip: str, networks) -> bool:
+    address = ipaddress.ip_address(ip)
+    return any(address in network for network in networks)
+
+
+def resolve(meta: dict, trusted_proxies: int, trusted_networks=()) -> str | None:
+    """The client address for a WSGI ``META`` dict.
+
+    ``trusted_proxies`` (``NEXUS_TRUSTED_PROXIES``) counts the proxies on this machine: it applies only when the
+    peer is a loopback address. ``trusted_networks`` (``NEXUS_TRUSTED_PROXY_NETWORKS``) are the networks of proxies
+    elsewhere: a peer inside them is a proxy, and so is every ``X-Forwarded-For`` entry inside them, walking from
+    the right. Any other peer is the client, whatever it wrote in the header.
+    """
     remote = normalize_ip(meta.get("REMOTE_ADDR"))
-    if trusted_proxies <= 0:
+    if remote is None:
+        return None
+    local_proxy = trusted_proxies > 0 and _is_loopback(remote)
+    if not local_proxy and not (trusted_networks and _in_networks(remote, trusted_networks)):
+        if not trusted_proxies and not trusted_networks and meta.get("HTTP_X_FORWARDED_FOR"):
+            _warn_if_proxied(remote)
         return remote
     forwarded = meta.get("HTTP_X_FORWARDED_FOR")
     if not forwarded:
-        _warn_once("missing", "X-Forwarded-For is missing although NEXUS_TRUSTED_PROXIES=%s; using REMOTE_ADDR")
+        _warn_once("missing", "X-Forwarded-For is missing from a request sent by a trusted proxy; using REMOTE_ADDR")
         return remote
     entries = forwarded.split(",")
-    if len(entries) < trusted_proxies:
+    hops = trusted_proxies if local_proxy else 1  # entries written by the proxies we know for sure
+    if len(entries) < hops:
         _warn_once(
             "short",
-            "X-Forwarded-For has fewer entries than NEXUS_TRUSTED_PROXIES=%s (a request that bypassed a proxy, "
+            "X-Forwarded-For has fewer entries than NEXUS_TRUSTED_PROXIES (a request that bypassed a proxy, "
             "or a proxy count set too high); using REMOTE_ADDR",
         )
         return remote
-    chosen = normalize_ip(entries[-trusted_proxies])
-    if chosen is None:
+    index = len(entries) - hops
+    while True:
+        chosen = normalize_ip(entries[index])
+        if chosen is None:
+            _warn_once(
+                "invalid",
+                "the X-Forwarded-For entry written by a trusted proxy is not an IP address; using REMOTE_ADDR",
+            )
+            return remote
+        if index == 0 or not (trusted_networks and _in_networks(chosen, trusted_networks)):
+            return chosen
+        index -= 1  # written by another of our proxies: the client is further left
+
+
+def _warn_if_proxied(peer: str) -> None:
+    """X-Forwarded-For from a loopback or private peer with no trusted proxy configured: the service is most likely
+    behind a proxy, and every client then shares the proxy's address (one client's limits lock out everybody)."""
+    address = ipaddress.ip_address(peer)
+    if address.is_loopback or address.is_private:
         _warn_once(
-            "invalid",
-            "the X-Forwarded-For entry written by a trusted proxy is not an IP address "
-            "(NEXUS_TRUSTED_PROXIES=%s); using REMOTE_ADDR",
+            "proxied",
+            "requests from %s carry X-Forwarded-For but no trusted proxy is configured: behind a proxy every client "
+            "shares its address; set NEXUS_TRUSTED_PROXIES (a proxy on this machine) or NEXUS_TRUSTED_PROXY_NETWORKS",
+            peer,
         )
-        return remote
-    return chosen
 
 
-def _warn_once(kind: str, message: str) -> None:
+def _warn_once(kind: str, message: str, *args) -> None:
     if kind not in _warned:
         _warned.add(kind)
-        logger.warning(message, settings.NEXUS_TRUSTED_PROXIES)
+        logger.warning(message, *args)
 
 
 def client_ip(request) -> str | None:
@@ -123,6 +166,6 @@ def client_ip(request) -> str | None:
     django_request = getattr(request, "_request", request)  # DRF wraps the HttpRequest
     value = getattr(django_request, ATTRIBUTE, _UNSET)
     if value is _UNSET:
-        value = resolve(django_request.META, settings.NEXUS_TRUSTED_PROXIES)
+        value = resolve(django_request.META, settings.NEXUS_TRUSTED_PROXIES, settings.NEXUS_TRUSTED_PROXY_NETWORKS)
         setattr(django_request, ATTRIBUTE, value)
     return value

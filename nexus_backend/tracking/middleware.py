@@ -1,9 +1,14 @@
-"""One middleware, first in ``MIDDLEWARE``, doing three things in order (DESIGN.md §2):
+"""One middleware, first in ``MIDDLEWARE``, doing three things in order:
 
 1. **client IP**: resolved once (``client_ip.py``) and stored as ``request.client_ip``;
 2. **block list**: an in-process set (``blocklist.py``), no query per request; a blocked address gets 403 JSON;
 3. **request log**: after the response, one tuple appended to the in-process buffer (``recorder.py``); the
    tracking thread and the flusher do the rest. Blocked requests are logged too (the detector wants them).
+
+A view may tell the log what the request really was with :func:`log_as`: GraphQL answers every operation
+``POST /graphql/ 200``, so its view records ``/graphql/mutation/vote`` with the status REST would have given
+(201, 400, 401, 404, 409, 429); the admin login records a failed attempt as 401 rather than its 200 form page.
+The detector then sees GraphQL votes and admin logins as it sees REST ones.
 
 ``NEXUS_REQUEST_LOGGING``: ``on`` (default), ``off``, or ``sync`` — the naive synchronous INSERT per request,
 kept only so that ``manage.py bench`` can show what it costs.
@@ -25,6 +30,19 @@ from .recorder import LIMITS, RECORDER
 logger = logging.getLogger(__name__)
 
 BLOCKED_BODY = {"detail": "Requests from your address are blocked.", "code": "ip_blocked"}
+LOG_AS = "_nexus_log_as"  # (path, status) a view set with log_as(), recorded instead of the response's
+
+
+def log_as(request, *, path: str | None = None, status: int | None = None) -> None:
+    """Record ``request`` in the request log under ``path`` and/or ``status`` instead of the real ones."""
+    django_request = getattr(request, "_request", request)
+    old_path, old_status = getattr(django_request, LOG_AS, (None, None))
+    setattr(django_request, LOG_AS, (path or old_path, status or old_status))
+
+
+def _logged(request, response) -> tuple[str, int]:
+    path, status = getattr(request, LOG_AS, (None, None))
+    return path or request.path, status or response.status_code
 
 
 def _user_id(request) -> int | None:
@@ -49,7 +67,7 @@ class RequestTrackingMiddleware:
     def __call__(self, request):
         started = time.time()
         start = time.perf_counter()
-        ip = client_ip.resolve(request.META, settings.NEXUS_TRUSTED_PROXIES)
+        ip = client_ip.resolve(request.META, settings.NEXUS_TRUSTED_PROXIES, settings.NEXUS_TRUSTED_PROXY_NETWORKS)
         request.client_ip = ip
 
         if not RECORDER.running:
@@ -65,11 +83,12 @@ class RequestTrackingMiddleware:
         mode = settings.NEXUS_REQUEST_LOGGING
         if mode == "on":
             meta = request.META
+            path, status = _logged(request, response)
             RECORDER.record(
                 ip,
                 request.method,
-                request.path,
-                response.status_code,
+                path,
+                status,
                 started,
                 time.perf_counter() - start,
                 _user_id(request),
@@ -89,13 +108,14 @@ class RequestTrackingMiddleware:
         from .models import RequestLog
 
         meta = request.META
+        path, status = _logged(request, response)
         RequestLog.objects.create(
             request_id=uuid.uuid4(),
             ip_address=ip,
             timestamp=datetime.fromtimestamp(started, UTC),
             method=request.method[: LIMITS["method"]],
-            path=request.path[: LIMITS["path"]],
-            status_code=response.status_code,
+            path=path[: LIMITS["path"]],
+            status_code=status,
             duration_ms=(time.perf_counter() - start) * 1000,
             user_id=_user_id(request),
             user_agent=meta.get("HTTP_USER_AGENT", "")[: LIMITS["user_agent"]],

@@ -1,6 +1,6 @@
-"""Rate limits: DRF throttles keyed on the resolved client IP (``client_ip.py``) or the user.
+"""Rate limits: DRF throttles keyed on the client's address group (``client_ip.py``), the user or the account.
 
-The curriculum's rates (login: 5/min anonymous, 10/min authenticated) and the voting limits are read from
+The login, sign-up and voting limits are read from
 ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (set from the environment in settings.py) on every request, so
 they can be changed without touching code. A refusal is DRF's: ``429`` with a ``Retry-After`` header and the
 project's JSON error body (``{"detail": …, "code": "throttled"}``).
@@ -14,9 +14,11 @@ keeps answering.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
+import unicodedata
 
 import redis
 from django.core.cache import cache
@@ -24,7 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from .client_ip import client_ip
+from .client_ip import address_group, client_ip
 from .recorder import RECORDER
 
 logger = logging.getLogger(__name__)
@@ -52,7 +54,11 @@ def _script(client: redis.Redis):
 
 
 class SlidingWindowThrottle(SimpleRateThrottle):
-    """A DRF throttle whose window is kept atomically in Redis. Subclasses set ``scope`` and ``get_cache_key``."""
+    """A DRF throttle whose window is kept atomically in Redis. Subclasses set ``scope`` and ``get_cache_key``.
+
+    ``get_ident`` is the client's address group (``client_ip.address_group``): an IPv4 address, or an IPv6
+    address's /64, which one subscriber owns whole and can rotate through for free.
+    """
 
     def __init__(self) -> None:
         try:
@@ -63,9 +69,10 @@ class SlidingWindowThrottle(SimpleRateThrottle):
             ) from None
         self.num_requests, self.duration = self.parse_rate(self.rate)
         self._wait: float | None = None
+        self.member: str | None = None  # the entry this request added to the window, if it was allowed
 
     def get_ident(self, request) -> str:
-        return client_ip(request) or "unknown"
+        return address_group(client_ip(request)) or "unknown"
 
     def allow_request(self, request, view) -> bool:
         if self.rate is None:
@@ -87,7 +94,19 @@ class SlidingWindowThrottle(SimpleRateThrottle):
             RECORDER.redis_failed(exc)
             return self._fail_open(str(exc))
         self._wait = max(0.0, float(wait))
+        if int(allowed):
+            self.member = member
         return bool(int(allowed))
+
+    def give_back(self) -> None:
+        """Remove the entry this request added: it no longer counts (a login that succeeded)."""
+        if self.member is None:
+            return
+        try:
+            RECORDER.client().zrem(cache.make_key(self.key), self.member)
+        except (redis.RedisError, OSError) as exc:
+            RECORDER.redis_failed(exc)
+        self.member = None
 
     def wait(self) -> float | None:
         return self._wait
@@ -100,53 +119,61 @@ class SlidingWindowThrottle(SimpleRateThrottle):
         return True
 
 
-def _user_proved(request):
-    """The user a login request proves it already is (valid bearer token or session), or ``None``.
+# ------------------------------------------------------------------------------------------- logins
+# Failed logins are limited per address group and per target account, django-axes' way: nothing the client
+# sends (a bearer token, a session, another address) moves an attempt to another bucket. Every attempt takes a
+# slot in both windows before the password is hashed (a refused attempt costs no hash); a login that succeeds
+# gives its slots back, so only failures (and attempts still running) count. When either window is full the
+# answer is 429 with Retry-After, even for the right password: the account stays locked until its failures age
+# out of the window. The same throttles guard the API token view and the admin login form.
 
-    The token view authenticates nobody (simplejwt), so this looks for itself, leniently: an expired or
-    malformed token just means "anonymous". Computed once per request, for both login throttles.
-    """
+
+def login_username(request) -> str:
+    """The username a login request names: the JSON body (API) or the form (admin); "" if none."""
     django_request = getattr(request, "_request", request)
-    if hasattr(django_request, "_nexus_login_user"):
-        return django_request._nexus_login_user
-    user = None
-    session_user = getattr(django_request, "user", None)
-    if session_user is not None and session_user.is_authenticated:
-        user = session_user
-    elif django_request.META.get("HTTP_AUTHORIZATION"):
-        from rest_framework_simplejwt.authentication import JWTAuthentication
-        from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
-
-        try:
-            found = JWTAuthentication().authenticate(django_request)
-        except (AuthenticationFailed, InvalidToken):
-            found = None
-        user = found[0] if found else None
-    django_request._nexus_login_user = user
-    return user
+    if django_request is not request:  # a DRF Request: its parsed body
+        data = request.data
+    else:
+        data = django_request.POST
+    value = data.get("username", "") if hasattr(data, "get") else ""
+    return value if isinstance(value, str) else ""
 
 
-class LoginAnonThrottle(SlidingWindowThrottle):
-    """``POST /api/auth/token/`` from someone not logged in: per resolved client IP (default 5/min)."""
+class LoginIPThrottle(SlidingWindowThrottle):
+    """Failed logins per client address group (default 5/min)."""
 
-    scope = "login_anon"
+    scope = "login_ip"
 
     def get_cache_key(self, request, view):
-        if _user_proved(request) is not None:
-            return None
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
-class LoginUserThrottle(SlidingWindowThrottle):
-    """``POST /api/auth/token/`` from a logged-in user: per user (default 10/min)."""
+class LoginAccountThrottle(SlidingWindowThrottle):
+    """Failed logins per target account, from any address (default 10/hour): the lockout of django-axes.
 
-    scope = "login_user"
+    Keyed on a digest of the username, case-folded and NFKC-normalised (``Alice`` and ``ALICE`` share one
+    bucket), so a long username costs no memory and unknown usernames are limited like real ones.
+    """
+
+    scope = "login_account"
 
     def get_cache_key(self, request, view):
-        user = _user_proved(request)
-        if user is None:
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": f"user-{user.pk}"}
+        return self.key_for(login_username(request))
+
+    @classmethod
+    def key_for(cls, username: str) -> str:
+        name = unicodedata.normalize("NFKC", username).casefold().strip()
+        digest = hashlib.sha256(name.encode()).hexdigest()[:32]
+        return cls.cache_format % {"scope": cls.scope, "ident": f"account-{digest}"}
+
+
+class RegisterIPThrottle(SlidingWindowThrottle):
+    """Sign-ups per client address group (default 10/hour): each one costs a password hash and makes an account."""
+
+    scope = "register_ip"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 class VoteUserThrottle(SlidingWindowThrottle):
@@ -161,7 +188,7 @@ class VoteUserThrottle(SlidingWindowThrottle):
 
 
 class VoteIPThrottle(SlidingWindowThrottle):
-    """Votes per resolved client IP, whoever is logged in (many accounts on one machine)."""
+    """Votes per client address group, whoever is logged in (many accounts on one machine)."""
 
     scope = "vote_ip"
 
@@ -169,8 +196,26 @@ class VoteIPThrottle(SlidingWindowThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
-LOGIN_THROTTLES = [LoginAnonThrottle, LoginUserThrottle]
+LOGIN_THROTTLES = [LoginIPThrottle, LoginAccountThrottle]
+REGISTER_THROTTLES = [RegisterIPThrottle]
 VOTE_THROTTLES = [VoteUserThrottle, VoteIPThrottle]
+
+
+def throttles_check(request, throttle_classes) -> tuple[list[SlidingWindowThrottle], float | None]:
+    """Run ``throttle_classes`` in order, stopping at the first that refuses (DRF's views, GraphQL, the admin login).
+
+    Returns the throttles that took a slot (to :meth:`~SlidingWindowThrottle.give_back` later) and ``None`` when
+    all allow the request, or the seconds to wait when one refuses it. Stopping matters for logins: unlike DRF's
+    own loop, an attempt refused per address takes no slot in the target account's window, so an attacker held
+    back by the address limit cannot fill a victim's lockout window at the speed of refusals.
+    """
+    throttles = []
+    for throttle_class in throttle_classes:
+        throttle = throttle_class()
+        if not throttle.allow_request(request, None):
+            return throttles, throttle.wait() or 0.0
+        throttles.append(throttle)
+    return throttles, None
 
 
 def reset_rate_limits() -> int:

@@ -33,6 +33,11 @@ REFUSED = [
     ("CELERY_BROKER_URL", "kafka://user:hunter2@broker/", "must be an amqp:// (RabbitMQ) or redis:// URL"),
     ("NEXUS_TRUSTED_PROXIES", "two", "must be a whole number"),
     ("NEXUS_RATE_VOTE_IP", "lots", "must be a rate like 5/min"),
+    ("NEXUS_TRUSTED_PROXY_NETWORKS", "10.0.0.0/8, the-load-balancer", "must be addresses or networks"),
+    ("NEXUS_RATE_LOGIN_ACCOUNT", "10 per hour", "must be a rate like 5/min"),
+    ("NEXUS_RATE_REGISTER_IP", "0/hour", "must be a rate like 5/min"),
+    ("NEXUS_RATE_LOGIN_ANON", "5/min", "no longer read"),  # renamed: refused, not silently ignored
+    ("NEXUS_RATE_LOGIN_USER", "10/min", "set NEXUS_RATE_LOGIN_ACCOUNT instead"),
 ]
 
 ACCEPTED = [
@@ -44,6 +49,7 @@ ACCEPTED = [
     ("NEXUS_CACHE_INVALIDATION", "global"),
     ("JWT_ACCESS_MINUTES", "30"),
     ("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:1//"),
+    ("NEXUS_TRUSTED_PROXY_NETWORKS", "10.0.0.0/8, 2001:db8::/32, 192.0.2.7"),
 ]
 
 

@@ -225,3 +225,34 @@ def test_graphiql_page_is_served(poll):
     assert response.status_code == 200
     assert b"graphiql" in response.content.lower()
     assert Poll.objects.count() == 1
+
+
+def test_the_request_log_records_each_operation_as_rest_would(monkeypatch, poll, other_user):
+    """`/graphql/<type>/<first field>` with the status REST would give (the detector's rules read these)."""
+    from nexus_backend.tracking import flusher
+    from nexus_backend.tracking.models import RequestLog
+    from nexus_backend.tracking.recorder import RECORDER
+
+    option = poll.options.first()
+    gql(VOTE, {"poll": poll.pk, "option": option.pk}, user=other_user)  # 201
+    gql(f"{{ first: poll(id: {poll.pk}) {{ id }} polls {{ id }} }}")  # 200, named by its first field, not its alias
+    gql("{ a: polls { id } } { b: polls { id } }")  # two anonymous operations: invalid, no operation to name
+    gql("{ " + " ".join(f"a{i}: polls {{ id }}" for i in range(16)) + " }")  # over the alias limit: 400
+
+    def explode(**kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("nexus_backend.polls.selectors.poll_results", explode)
+    gql("query($p: ID!) { results(pollId: $p) { totalVotes } }", {"p": poll.pk})  # 500
+    RECORDER.flush_buffer()
+    flusher.flush()
+    rows = list(
+        RequestLog.objects.filter(path__startswith=URL).order_by("timestamp").values_list("path", "status_code")
+    )
+    assert rows == [
+        ("/graphql/mutation/vote", 201),
+        ("/graphql/query/poll", 200),
+        ("/graphql/", 400),
+        ("/graphql/query/polls", 400),
+        ("/graphql/query/results", 500),
+    ]

@@ -6,7 +6,9 @@ import pytest
 from django.test import Client
 
 BARE = "/bench/bare/"
-PROXIES = ["10.0.0.1", "10.0.0.2"]  # PROXIES[0] faces the internet, PROXIES[-1] talks to the app
+# PROXIES[0] faces the internet, PROXIES[-1] talks to the app over loopback (NEXUS_TRUSTED_PROXIES counts proxies
+# on this machine: it applies to loopback peers only).
+PROXIES = ["10.0.0.1", "127.0.0.1"]
 
 
 def proxied(client_ip: str, trusted: int, forged: str | None = None) -> dict:
@@ -14,7 +16,7 @@ def proxied(client_ip: str, trusted: int, forged: str | None = None) -> dict:
     proxies, each appending the address of the peer it saw (what nginx's $proxy_add_x_forwarded_for does)."""
     entries = [forged] if forged else []
     peer = client_ip
-    for proxy in PROXIES[:trusted]:
+    for proxy in PROXIES[len(PROXIES) - trusted :] if trusted else []:
         entries.append(peer)
         peer = proxy
     meta = {"REMOTE_ADDR": peer}

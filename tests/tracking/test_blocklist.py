@@ -45,7 +45,8 @@ def test_a_blocked_address_gets_403_json_and_the_others_do_not(web):
         ("203.0.113.0/24", ["203.0.113.0", "203.0.113.255"], ["203.0.112.255", "203.0.114.0"]),
         ("10.0.0.0/8", ["10.1.2.3", "10.255.255.255"], ["11.0.0.0", "9.255.255.255"]),
         ("2001:db8:abcd::/48", ["2001:db8:abcd::1", "2001:db8:abcd:ffff::9"], ["2001:db8:abce::1", "::1"]),
-        ("2001:db8::7", ["2001:db8::7", "2001:0db8:0:0::7"], ["2001:db8::8"]),
+        # an IPv6 address blocks its /64 (one subscriber's: rotating through it must not escape the block)
+        ("2001:db8::7", ["2001:db8::7", "2001:0db8:0:0::7", "2001:db8::8", "2001:db8::ffff:1"], ["2001:db8:0:1::7"]),
     ],
 )
 def test_addresses_and_cidr_networks(web, entry, inside, outside):

@@ -1,6 +1,10 @@
-"""Client IP resolution: REMOTE_ADDR, or X-Forwarded-For counted from the right by the trusted proxies."""
+"""Client IP resolution: REMOTE_ADDR, or X-Forwarded-For counted from the right by the trusted proxies (on this
+machine: loopback peers only) or walked from the right through the trusted proxy networks."""
 
 from __future__ import annotations
+
+import ipaddress
+import logging
 
 import pytest
 
@@ -8,14 +12,16 @@ from nexus_backend.tracking.client_ip import address_group, normalize_ip, resolv
 
 CLIENT = "203.0.113.7"  # the real client
 VICTIM = "198.51.100.99"  # an address an attacker would like to frame
-PROXY1, PROXY2 = "10.0.0.1", "10.0.0.2"  # our proxies: PROXY1 faces the internet, PROXY2 faces the app
+PROXY1, PROXY2 = "10.0.0.1", "127.0.0.1"  # our proxies: PROXY1 faces the internet, PROXY2 (local) faces the app
+LB1, LB2 = "10.1.0.1", "10.1.0.2"  # load balancers elsewhere, in NEXUS_TRUSTED_PROXY_NETWORKS
+LB_NETWORKS = [ipaddress.ip_network("10.1.0.0/16")]
 
 
 def through_proxies(trusted: int, client_sent: str | None) -> dict:
     """The META a request gets after crossing ``trusted`` proxies that each append the peer they saw."""
     entries = [client_sent] if client_sent else []
     peer = CLIENT
-    for proxy in [PROXY1, PROXY2][:trusted]:
+    for proxy in [PROXY1, PROXY2][2 - trusted :] if trusted else []:
         entries.append(peer)
         peer = proxy
     meta = {"REMOTE_ADDR": peer}
@@ -47,14 +53,49 @@ def test_with_no_trusted_proxy_the_header_is_ignored():
 @pytest.mark.parametrize(
     ("meta", "trusted"),
     [
-        ({"REMOTE_ADDR": PROXY1}, 1),  # header missing
+        ({"REMOTE_ADDR": PROXY2}, 1),  # header missing
         ({"REMOTE_ADDR": PROXY2, "HTTP_X_FORWARDED_FOR": CLIENT}, 2),  # shorter than the proxy chain
-        ({"REMOTE_ADDR": PROXY1, "HTTP_X_FORWARDED_FOR": f"{VICTIM}, not-an-ip"}, 1),  # garbage where an IP must be
-        ({"REMOTE_ADDR": PROXY1, "HTTP_X_FORWARDED_FOR": f"{VICTIM},"}, 1),  # empty entry
+        ({"REMOTE_ADDR": PROXY2, "HTTP_X_FORWARDED_FOR": f"{VICTIM}, not-an-ip"}, 1),  # garbage where an IP must be
+        ({"REMOTE_ADDR": PROXY2, "HTTP_X_FORWARDED_FOR": f"{VICTIM},"}, 1),  # empty entry
     ],
 )
 def test_a_header_that_does_not_fit_the_proxy_chain_falls_back_to_the_peer(meta, trusted):
     assert resolve(meta, trusted) == meta["REMOTE_ADDR"]
+
+
+@pytest.mark.parametrize("trusted", [1, 2])
+def test_a_peer_that_is_not_a_trusted_proxy_is_the_client_whatever_it_writes(trusted):
+    """NEXUS_TRUSTED_PROXIES counts proxies on this machine: a peer elsewhere writing the header is not one."""
+    assert resolve({"REMOTE_ADDR": CLIENT, "HTTP_X_FORWARDED_FOR": f"{VICTIM}, {VICTIM}"}, trusted) == CLIENT
+    assert resolve({"REMOTE_ADDR": CLIENT, "HTTP_X_FORWARDED_FOR": VICTIM}, 0, LB_NETWORKS) == CLIENT
+
+
+@pytest.mark.parametrize("forged", [None, VICTIM, f"{VICTIM}, {LB1}", "garbage, 10.1.9.9"])
+def test_proxies_elsewhere_are_trusted_by_network_walking_from_the_right(forged):
+    entries = ([forged] if forged else []) + [CLIENT, LB1]  # client -> LB1 -> LB2 -> app
+    meta = {"REMOTE_ADDR": LB2, "HTTP_X_FORWARDED_FOR": ", ".join(entries)}
+    assert resolve(meta, 0, LB_NETWORKS) == CLIENT
+
+
+def test_a_local_proxy_behind_a_trusted_network_proxy_resolves_the_client():
+    """client -> LB1 (a network proxy) -> nginx on this machine (NEXUS_TRUSTED_PROXIES=1) -> app."""
+    meta = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": f"{VICTIM}, {CLIENT}, {LB1}"}
+    assert resolve(meta, 1, LB_NETWORKS) == CLIENT
+    assert resolve(meta, 1) == LB1  # without the network setting, the load balancer is the client
+
+
+def test_a_proxied_looking_service_with_no_trusted_proxy_warns_once(caplog, monkeypatch):
+    from nexus_backend.tracking import client_ip
+
+    monkeypatch.setattr(client_ip, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="nexus_backend.tracking.client_ip"):
+        public = "93.184.216.34"  # (the documentation ranges count as private for ipaddress)
+        assert resolve({"REMOTE_ADDR": public, "HTTP_X_FORWARDED_FOR": VICTIM}, 0) == public  # public peer: silent
+        assert "no trusted proxy is configured" not in caplog.text
+        for _ in range(3):
+            assert resolve({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": CLIENT}, 0) == "127.0.0.1"
+    assert caplog.text.count("no trusted proxy is configured") == 1
+    assert "NEXUS_TRUSTED_PROXY_NETWORKS" in caplog.text
 
 
 def test_unusable_remote_addr_is_none():
@@ -84,7 +125,7 @@ def test_normalize_ip(raw, normal):
 
 
 def test_ports_and_mapped_addresses_resolve_to_one_spelling():
-    meta = {"REMOTE_ADDR": PROXY1, "HTTP_X_FORWARDED_FOR": "::ffff:203.0.113.7"}
+    meta = {"REMOTE_ADDR": PROXY2, "HTTP_X_FORWARDED_FOR": "::ffff:203.0.113.7"}
     assert resolve(meta, 1) == CLIENT
     assert resolve({"REMOTE_ADDR": "[::ffff:203.0.113.7]:80"}, 0) == CLIENT
 

@@ -1,6 +1,7 @@
-"""Rate limits at the curriculum's rates: login 5/min anonymous (per client IP) and 10/min authenticated (per
-user); voting per user and per client IP. 429 + Retry-After + JSON; forged X-Forwarded-For neither evades a
-limit nor gets someone else limited; the window is atomic under concurrency; Redis down -> fail open."""
+"""Rate limits: failed logins per client address (IPv6: per /64) and per target account, whatever the request
+carries; sign-ups per address; voting per user and per address. 429 + Retry-After + JSON; forged X-Forwarded-For
+neither evades a limit nor gets someone else limited; the window is atomic under concurrency; Redis down -> fail
+open."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rest_framework.test import APIClient
 
 from nexus_backend.tracking import throttles
 from nexus_backend.tracking.recorder import RECORDER, new_redis_client
-from nexus_backend.tracking.throttles import LoginAnonThrottle
+from nexus_backend.tracking.throttles import LoginIPThrottle
 from tests.conftest import bearer
 
 from .conftest import proxied
@@ -46,7 +47,7 @@ def assert_throttled(response, max_wait: int = 60):
     assert 1 <= int(response["Retry-After"]) <= max_wait
 
 
-def test_anonymous_login_is_limited_to_5_per_minute_per_client_ip():
+def test_failed_logins_are_limited_to_5_per_minute_per_client_address():
     client = APIClient()
     statuses = [login(client, REMOTE_ADDR=ATTACKER).status_code for _ in range(5)]
     assert statuses == [401] * 5
@@ -55,31 +56,73 @@ def test_anonymous_login_is_limited_to_5_per_minute_per_client_ip():
     assert login(client, REMOTE_ADDR=INNOCENT).status_code == 401  # ...and other addresses are not affected
 
 
-def test_a_successful_login_counts_too(user):
+def test_a_successful_login_gives_its_slot_back(user):
     client = APIClient()
     good = {"username": "alice", "password": "correct-horse-battery-staple-42"}
-    assert [login(client, body=good, REMOTE_ADDR=ATTACKER).status_code for _ in range(5)] == [200] * 5
-    assert_throttled(login(client, body=good, REMOTE_ADDR=ATTACKER))
-
-
-def test_authenticated_login_is_limited_to_10_per_minute_per_user(make_user):
-    alice, bob = make_user("alice"), make_user("bob")
-    as_alice, as_bob = APIClient(), APIClient()
-    as_alice.credentials(HTTP_AUTHORIZATION=bearer(alice))
-    as_bob.credentials(HTTP_AUTHORIZATION=bearer(bob))
-    assert [login(as_alice, REMOTE_ADDR=ATTACKER).status_code for _ in range(10)] == [401] * 10
-    assert_throttled(login(as_alice, REMOTE_ADDR=INNOCENT))  # per user: a new address does not help
-    assert login(as_bob, REMOTE_ADDR=ATTACKER).status_code == 401  # another user from the same address is fine
-    # anonymous attempts from that address have their own window (5/min), untouched so far
-    assert [login(APIClient(), REMOTE_ADDR=ATTACKER).status_code for _ in range(5)] == [401] * 5
-    assert_throttled(login(APIClient(), REMOTE_ADDR=ATTACKER))
-
-
-def test_an_invalid_bearer_token_on_login_counts_as_anonymous():
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION="Bearer not.a.token")
-    assert [login(client, REMOTE_ADDR=ATTACKER).status_code for _ in range(5)] == [401] * 5
+    assert [login(client, body=good, REMOTE_ADDR=ATTACKER).status_code for _ in range(8)] == [200] * 8
+    assert [login(client, REMOTE_ADDR=ATTACKER).status_code for _ in range(5)] == [401] * 5  # failures still count
     assert_throttled(login(client, REMOTE_ADDR=ATTACKER))
+
+
+def test_a_bearer_token_on_the_login_changes_nothing(make_user):
+    """It used to move the attempts to a per-user bucket: one address with 3 accounts got 30 tries, not 5."""
+    accounts = [make_user() for _ in range(3)]
+    statuses = []
+    for attempt in range(6):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=bearer(accounts[attempt % 3]))
+        statuses.append(login(client, REMOTE_ADDR=ATTACKER).status_code)
+    assert statuses[:5] == [401] * 5
+    assert statuses[5] == 429
+    broken = APIClient()
+    broken.credentials(HTTP_AUTHORIZATION="Bearer not.a.token")
+    assert_throttled(login(broken, REMOTE_ADDR=ATTACKER))
+
+
+def test_failed_logins_are_limited_per_account_whatever_the_address(user):
+    """10 failures for alice from 10 addresses lock her account: her right password gets 429 until they age out."""
+    client = APIClient()
+    wrong = {"username": "alice", "password": "not-her-password"}
+    statuses = [login(client, body=wrong, REMOTE_ADDR=f"203.0.113.{i}").status_code for i in range(10)]
+    assert statuses == [401] * 10
+    right = {"username": "alice", "password": "correct-horse-battery-staple-42"}
+    assert_throttled(login(client, body=right, REMOTE_ADDR=INNOCENT), max_wait=3600)
+    assert_throttled(login(client, body={**wrong, "username": "ALICE"}, REMOTE_ADDR=INNOCENT), max_wait=3600)
+    assert login(client, body={**wrong, "username": "bob"}, REMOTE_ADDR=INNOCENT).status_code == 401  # only alice
+
+
+def test_attempts_refused_per_address_take_no_slot_in_the_accounts_window(user):
+    """An attacker held back by the address limit cannot fill the victim's lockout window at the refusals' speed."""
+    client = APIClient()
+    wrong = {"username": "alice", "password": "not-her-password"}
+    statuses = [login(client, body=wrong, REMOTE_ADDR=ATTACKER).status_code for _ in range(30)]
+    assert statuses == [401] * 5 + [429] * 25
+    right = {"username": "alice", "password": "correct-horse-battery-staple-42"}
+    assert login(client, body=right, REMOTE_ADDR=INNOCENT).status_code == 200
+
+
+def test_ipv6_addresses_of_one_64_share_one_login_limit():
+    client = APIClient()
+    rotating = [f"2001:db8:1:2::{i:x}" for i in range(1, 7)]
+    statuses = [login(client, REMOTE_ADDR=ip).status_code for ip in rotating]
+    assert statuses == [401] * 5 + [429]
+    assert login(client, REMOTE_ADDR="2001:db8:1:3::1").status_code == 401  # the next /64 is someone else
+
+
+def test_sign_up_is_limited_per_client_address(settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "register_ip": "3/hour"},
+    }
+    client = APIClient()
+
+    def register(name: str, ip: str):
+        body = {"username": name, "email": f"{name}@example.com", "password": "a-long-passphrase-9"}
+        return client.post("/api/auth/register/", body, format="json", REMOTE_ADDR=ip)
+
+    assert [register(f"spam{i}", f"2001:db8:9:9::{i + 1:x}").status_code for i in range(3)] == [201] * 3
+    assert_throttled(register("spam3", "2001:db8:9:9::ff"), max_wait=3600)
+    assert register("honest", INNOCENT).status_code == 201
 
 
 @pytest.mark.parametrize("trusted_proxies", [0, 1, 2], indirect=True)
@@ -121,7 +164,7 @@ def test_votes_are_limited_per_client_ip(settings, make_user, make_poll, client_
 def test_rates_come_from_settings(settings):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login_anon": "2/hour"},
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login_ip": "2/hour"},
     }
     client = APIClient()
     assert [login(client, REMOTE_ADDR=ATTACKER).status_code for _ in range(2)] == [401, 401]
@@ -139,7 +182,7 @@ def test_the_window_is_atomic_under_concurrency():
     results: list[bool] = []
 
     def attempt():
-        throttle = LoginAnonThrottle()
+        throttle = LoginIPThrottle()
         request = _throttle_request(ATTACKER)
         barrier.wait()
         results.append(throttle.allow_request(request, None))
@@ -168,6 +211,6 @@ def redis_down(monkeypatch, settings):
 
 def test_when_redis_is_down_the_limit_fails_open_and_says_so(redis_down, caplog, monkeypatch):
     monkeypatch.setattr(throttles, "_last_warning", 0.0)
-    throttle = LoginAnonThrottle()
+    throttle = LoginIPThrottle()
     assert all(throttle.allow_request(_throttle_request(ATTACKER), None) for _ in range(10))
     assert "rate limits are not enforced" in caplog.text
