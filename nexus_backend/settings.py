@@ -17,7 +17,7 @@ from celery.schedules import crontab
 from nexus_backend.caching.config import INVALIDATION_STRATEGIES
 from nexus_backend.core.logs import FORMATS as LOG_FORMATS
 from nexus_backend.core.logs import logging_config
-from nexus_backend.infra.embedded import state_dir
+from nexus_backend.infra.embedded import development_secret_key, state_dir
 from nexus_backend.infra.services import resolve
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -100,7 +100,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0
 # ---------------------------------------------------------------- Production refusals (README "Production")
 def production_problems(*, secret_key: str, debug: bool, allowed_hosts: list[str]) -> list[str]:
     """What stops NEXUS_ENV=production from starting, each saying what to set. The key rule is the one
-    `check --deploy` applies (security.W009), plus the placeholders this project ships (they say "insecure")."""
+    `check --deploy` applies (security.W009), plus the placeholders this project once shipped (they say "insecure")."""
     from django.core.checks.security.base import (
         SECRET_KEY_INSECURE_PREFIX,
         SECRET_KEY_MIN_LENGTH,
@@ -130,8 +130,13 @@ if PRODUCTION:  # refused here, before any service is resolved or started
     if _refused:
         print("error: NEXUS_ENV=production refuses to start: " + "; ".join(_refused), file=sys.stderr)
         raise SystemExit(3)  # 3: gunicorn's "worker failed to boot", so the master stops instead of respawning
-if not SECRET_KEY:
-    SECRET_KEY = "dev-only-insecure-key-change-me-0123456789abcdefghijklmnopqrstuvwxyz"
+if "insecure" in SECRET_KEY.lower():  # the placeholders earlier versions shipped are public: refused in any mode
+    raise SystemExit(
+        "error: SECRET_KEY is a published placeholder (it says 'insecure'): unset it (development makes a random one "
+        "in the state folder) or set a new one, e.g. from python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+if not SECRET_KEY:  # development: a random key made on first use, kept in the git-ignored state folder
+    SECRET_KEY = development_secret_key()
 
 SERVICES = resolve()
 NEXUS_SERVICE_MODE = SERVICES.mode
