@@ -506,3 +506,10 @@ CSRF_FAILURE_VIEW = "nexus_backend.core.exceptions.csrf_failure"  # JSON 403, ne
 NEXUS_GRAPHQL_MAX_DEPTH = env_int("NEXUS_GRAPHQL_MAX_DEPTH", 8, 1)
 NEXUS_GRAPHQL_MAX_ALIASES = env_int("NEXUS_GRAPHQL_MAX_ALIASES", 15, 1)
 NEXUS_GRAPHQL_MAX_TOKENS = env_int("NEXUS_GRAPHQL_MAX_TOKENS", 2000, 10)
+
+# ---------------------------------------------------------------- Bounded input (docs/security.md)
+# A poll's expiry at most this many days ahead (each expiry is a Celery ETA task; year 9999 is refused with 400).
+NEXUS_POLL_MAX_LIFETIME_DAYS = env_int("NEXUS_POLL_MAX_LIFETIME_DAYS", 365, 1)
+# ?search= on the poll list: at most this many words and characters (400 on `search` beyond them).
+NEXUS_SEARCH_MAX_TERMS = env_int("NEXUS_SEARCH_MAX_TERMS", 5, 1)
+NEXUS_SEARCH_MAX_LENGTH = env_int("NEXUS_SEARCH_MAX_LENGTH", 100, 1)
