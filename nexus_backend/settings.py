@@ -513,3 +513,9 @@ NEXUS_POLL_MAX_LIFETIME_DAYS = env_int("NEXUS_POLL_MAX_LIFETIME_DAYS", 365, 1)
 # ?search= on the poll list: at most this many words and characters (400 on `search` beyond them).
 NEXUS_SEARCH_MAX_TERMS = env_int("NEXUS_SEARCH_MAX_TERMS", 5, 1)
 NEXUS_SEARCH_MAX_LENGTH = env_int("NEXUS_SEARCH_MAX_LENGTH", 100, 1)
+# Username prefixes sign-up refuses (400 on username): generated users are rebuilt and removed by prefix, and the
+# demo password is published. Development leaves tour_ to the tour notebook, which signs up tour_ada on the API.
+NEXUS_RESERVED_USERNAME_PREFIXES = [
+    p.lower()
+    for p in env_list("NEXUS_RESERVED_USERNAME_PREFIXES", "demo_,tour_,bench_" if PRODUCTION else "demo_,bench_")
+]

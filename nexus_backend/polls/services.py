@@ -39,7 +39,14 @@ class PollClosed(Conflict):
 
 
 @transaction.atomic
-def user_register(*, username: str, email: str, password: str):
+def user_register(*, username: str, email: str, password: str, reserved_ok: bool = False):
+    """Refused (400 on ``username``): a name taken in any case, or one starting with a prefix reserved for
+    generated data (``NEXUS_RESERVED_USERNAME_PREFIXES``: demo and benchmark users are removed by prefix, and
+    the demo password is published). Only the generators themselves pass ``reserved_ok``. Refused (400 on
+    ``password``): what Django's password validators refuse."""
+    reserved = [p for p in settings.NEXUS_RESERVED_USERNAME_PREFIXES if username.lower().startswith(p)]
+    if reserved and not reserved_ok:
+        raise DomainError(f"Usernames starting with {reserved[0]} are reserved for generated data.", field="username")
     if User.objects.filter(username__iexact=username).exists():
         raise DomainError("A user with that username already exists.", field="username")
     user = User(username=username, email=email)

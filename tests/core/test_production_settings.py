@@ -92,7 +92,15 @@ def test_every_refusal_is_named_on_the_same_single_line():
 def test_gunicorn_stops_instead_of_respawning_workers_that_refuse_to_start():
     """Exit status 3 is gunicorn's "worker failed to boot": the master halts rather than looping."""
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("gunicorn")), "nexus_backend.wsgi:application", "-b", "127.0.0.1:0"],
+        # One worker: with several, gunicorn 27 reaps a second failed worker while halting and exits 1 (still halted).
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "nexus_backend.wsgi:application",
+            "-b",
+            "127.0.0.1:0",
+            "-w",
+            "1",
+        ],
         cwd=ROOT,
         env=_production_env(SECRET_KEY=""),
         capture_output=True,
