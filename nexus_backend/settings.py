@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from celery.schedules import crontab
+from csp import constants as csp
 
 from nexus_backend.caching.config import INVALIDATION_STRATEGIES
 from nexus_backend.core.logs import FORMATS as LOG_FORMATS
@@ -519,3 +520,28 @@ NEXUS_RESERVED_USERNAME_PREFIXES = [
     p.lower()
     for p in env_list("NEXUS_RESERVED_USERNAME_PREFIXES", "demo_,tour_,bench_" if PRODUCTION else "demo_,bench_")
 ]
+
+# ---------------------------------------------------------------- Browser pages: GraphiQL, introspection, CSP
+# GraphiQL keeps bearer tokens in the browser, and introspection hands out the whole schema: both on in
+# development, off in production unless set (introspection follows NEXUS_GRAPHIQL unless set on its own).
+NEXUS_GRAPHIQL = env_bool("NEXUS_GRAPHIQL", not PRODUCTION)
+NEXUS_GRAPHQL_INTROSPECTION = env_bool("NEXUS_GRAPHQL_INTROSPECTION", NEXUS_GRAPHIQL)
+# A Content-Security-Policy on every response (django-csp): scripts only from this site or inline with the
+# response's nonce (GraphiQL's and ReDoc's templates carry it), nothing framed, no plugins, requests only to this
+# site. Inline styles stay allowed: GraphiQL, Swagger UI and ReDoc set them at run time.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF, csp.NONCE],
+        "style-src": [csp.SELF, csp.UNSAFE_INLINE],
+        "img-src": [csp.SELF, "data:"],
+        "font-src": [csp.SELF, "data:"],
+        "connect-src": [csp.SELF],
+        "worker-src": [csp.SELF, "blob:"],  # ReDoc's search runs in a worker made from a blob
+        "object-src": [csp.NONE],
+        "base-uri": [csp.NONE],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    }
+}
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
