@@ -22,11 +22,6 @@ from tests.security.conftest import ROOT, call
 User = get_user_model()
 
 
-@pytest.fixture
-def fast_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_seed_demo_is_refused_in_production_with_one_line():
     test_db = str(connections["default"].settings_dict["NAME"])
@@ -54,7 +49,7 @@ def test_seed_and_reset_are_refused_in_production_in_process(settings):
 
 
 @pytest.mark.django_db
-def test_the_seed_never_deletes_a_user_it_did_not_create(make_user, fast_hasher):
+def test_the_seed_never_deletes_a_user_it_did_not_create(make_user):
     alice = make_user("demo_alice")  # made before the prefix was reserved, or by an admin
     her_poll = services.poll_create(owner=alice, question="Mine?", options=["a", "b"])
     demo_seed(seed=1, polls=2, users=4)
