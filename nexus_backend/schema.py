@@ -98,7 +98,8 @@ class NexusGraphQLView(GraphQLView):
         try:
             return self.run(request=request)
         except HTTPException as exc:  # strawberry answers these in text/plain; the project's errors are JSON
-            code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code, "bad_request")
+            codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+            code = codes.get(exc.status_code, "bad_request")
             return _error(exc.reason, code, exc.status_code)
 
     def render_graphql_ide(self, request: HttpRequest) -> HttpResponse:
