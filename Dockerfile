@@ -40,4 +40,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/', timeout=4)" || exit 1
 
-CMD ["gunicorn", "nexus_backend.wsgi:application", "-b", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]
+# Workers, threads and timeouts: gunicorn.conf.py (gthread, so a slow client holds one thread, not a process).
+CMD ["gunicorn", "nexus_backend.wsgi:application", "-b", "0.0.0.0:8000", "--access-logfile", "-"]

@@ -32,6 +32,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install Nexus with its dev tools
 
+env: ## Write .env with fresh secrets (SECRET_KEY, service passwords, JupyterLab token); keeps values already set
+	@$(PYTHON) scripts/make_env.py
+
 services: $(STAMP) ## Start the embedded PostgreSQL and Redis (no-op for services you configured)
 	@$(PY) manage.py services start
 
@@ -112,4 +115,4 @@ clean: ## Remove generated reports and caches (keeps .venv and .nexus)
 	@find . -name __pycache__ -prune -exec rm -rf {} + ; rm -rf .pytest_cache .ruff_cache
 	@find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 
-.PHONY: help install services stop doctor migrate seed reports notebooks test faults fuzz lint format schema postman serve worker beat lab bench load data clean browser vendor-graphiql
+.PHONY: help install env services stop doctor migrate seed reports notebooks test faults fuzz lint format schema postman serve worker beat lab bench load data clean browser vendor-graphiql

@@ -20,11 +20,19 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from graphql import FieldNode, GraphQLError, OperationType
 from graphql.utilities import get_operation_ast
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from rest_framework.authentication import CSRFCheck
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from strawberry.django.views import GraphQLView
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
 
 from nexus_backend.polls.graphql import Mutation, Query
 from nexus_backend.tracking.middleware import log_as
@@ -53,6 +61,8 @@ LIMITS = [
     lambda: MaxTokensLimiter(max_token_count=settings.NEXUS_GRAPHQL_MAX_TOKENS),
     lambda: QueryDepthLimiter(max_depth=settings.NEXUS_GRAPHQL_MAX_DEPTH),
     lambda: MaxAliasesLimiter(max_alias_count=settings.NEXUS_GRAPHQL_MAX_ALIASES),
+    # __schema / __type refused unless NEXUS_GRAPHQL_INTROSPECTION (off in production); __typename still answers.
+    lambda: AddValidationRules([] if settings.NEXUS_GRAPHQL_INTROSPECTION else [NoSchemaIntrospectionCustomRule]),
 ]
 
 
@@ -107,6 +117,9 @@ def _error(message: str, code: str, status: int) -> JsonResponse:
 @method_decorator(csrf_exempt, name="dispatch")  # CSRF is checked below, for session users only
 class NexusGraphQLView(GraphQLView):
     def dispatch(self, request: HttpRequest, *args, **kwargs):
+        # GraphiQL only where NEXUS_GRAPHIQL (off in production): otherwise a browser's GET without a query gets
+        # the same 400 as any client's.
+        self.graphql_ide = "graphiql" if settings.NEXUS_GRAPHIQL else None
         try:
             authenticated = JWTAuthentication().authenticate(request)
         except AuthenticationFailed as exc:
@@ -129,7 +142,8 @@ class NexusGraphQLView(GraphQLView):
         try:
             return self.run(request=request)
         except HTTPException as exc:  # strawberry answers these in text/plain; the project's errors are JSON
-            code = {405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code, "bad_request")
+            codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+            code = codes.get(exc.status_code, "bad_request")
             return _error(exc.reason, code, exc.status_code)
 
     def render_graphql_ide(self, request: HttpRequest) -> HttpResponse:

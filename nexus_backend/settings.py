@@ -13,11 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from celery.schedules import crontab
+from csp import constants as csp
 
 from nexus_backend.caching.config import INVALIDATION_STRATEGIES
 from nexus_backend.core.logs import FORMATS as LOG_FORMATS
 from nexus_backend.core.logs import logging_config
-from nexus_backend.infra.embedded import state_dir
+from nexus_backend.infra.embedded import development_secret_key, state_dir
 from nexus_backend.infra.services import resolve
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -100,7 +101,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0
 # ---------------------------------------------------------------- Production refusals (README "Production")
 def production_problems(*, secret_key: str, debug: bool, allowed_hosts: list[str]) -> list[str]:
     """What stops NEXUS_ENV=production from starting, each saying what to set. The key rule is the one
-    `check --deploy` applies (security.W009), plus the placeholders this project ships (they say "insecure")."""
+    `check --deploy` applies (security.W009), plus the placeholders this project once shipped (they say "insecure")."""
     from django.core.checks.security.base import (
         SECRET_KEY_INSECURE_PREFIX,
         SECRET_KEY_MIN_LENGTH,
@@ -130,8 +131,13 @@ if PRODUCTION:  # refused here, before any service is resolved or started
     if _refused:
         print("error: NEXUS_ENV=production refuses to start: " + "; ".join(_refused), file=sys.stderr)
         raise SystemExit(3)  # 3: gunicorn's "worker failed to boot", so the master stops instead of respawning
-if not SECRET_KEY:
-    SECRET_KEY = "dev-only-insecure-key-change-me-0123456789abcdefghijklmnopqrstuvwxyz"
+if "insecure" in SECRET_KEY.lower():  # the placeholders earlier versions shipped are public: refused in any mode
+    raise SystemExit(
+        "error: SECRET_KEY is a published placeholder (it says 'insecure'): unset it (development makes a random one "
+        "in the state folder) or set a new one, e.g. from python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+if not SECRET_KEY:  # development: a random key made on first use, kept in the git-ignored state folder
+    SECRET_KEY = development_secret_key()
 
 SERVICES = resolve()
 NEXUS_SERVICE_MODE = SERVICES.mode
@@ -517,3 +523,41 @@ CSRF_FAILURE_VIEW = "nexus_backend.core.exceptions.csrf_failure"  # JSON 403, ne
 NEXUS_GRAPHQL_MAX_DEPTH = env_int("NEXUS_GRAPHQL_MAX_DEPTH", 8, 1)
 NEXUS_GRAPHQL_MAX_ALIASES = env_int("NEXUS_GRAPHQL_MAX_ALIASES", 15, 1)
 NEXUS_GRAPHQL_MAX_TOKENS = env_int("NEXUS_GRAPHQL_MAX_TOKENS", 2000, 10)
+
+# ---------------------------------------------------------------- Bounded input (docs/security.md)
+# A poll's expiry at most this many days ahead (each expiry is a Celery ETA task; year 9999 is refused with 400).
+NEXUS_POLL_MAX_LIFETIME_DAYS = env_int("NEXUS_POLL_MAX_LIFETIME_DAYS", 365, 1)
+# ?search= on the poll list: at most this many words and characters (400 on `search` beyond them).
+NEXUS_SEARCH_MAX_TERMS = env_int("NEXUS_SEARCH_MAX_TERMS", 5, 1)
+NEXUS_SEARCH_MAX_LENGTH = env_int("NEXUS_SEARCH_MAX_LENGTH", 100, 1)
+# Username prefixes sign-up refuses (400 on username): generated users are rebuilt and removed by prefix, and the
+# demo password is published. Development leaves tour_ to the tour notebook, which signs up tour_ada on the API.
+NEXUS_RESERVED_USERNAME_PREFIXES = [
+    p.lower()
+    for p in env_list("NEXUS_RESERVED_USERNAME_PREFIXES", "demo_,tour_,bench_" if PRODUCTION else "demo_,bench_")
+]
+
+# ---------------------------------------------------------------- Browser pages: GraphiQL, introspection, CSP
+# GraphiQL keeps bearer tokens in the browser, and introspection hands out the whole schema: both on in
+# development, off in production unless set (introspection follows NEXUS_GRAPHIQL unless set on its own).
+NEXUS_GRAPHIQL = env_bool("NEXUS_GRAPHIQL", not PRODUCTION)
+NEXUS_GRAPHQL_INTROSPECTION = env_bool("NEXUS_GRAPHQL_INTROSPECTION", NEXUS_GRAPHIQL)
+# A Content-Security-Policy on every response (django-csp): scripts only from this site or inline with the
+# response's nonce (GraphiQL's and ReDoc's templates carry it), nothing framed, no plugins, requests only to this
+# site. Inline styles stay allowed: GraphiQL, Swagger UI and ReDoc set them at run time.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF, csp.NONCE],
+        "style-src": [csp.SELF, csp.UNSAFE_INLINE],
+        "img-src": [csp.SELF, "data:"],
+        "font-src": [csp.SELF, "data:"],
+        "connect-src": [csp.SELF],
+        "worker-src": [csp.SELF, "blob:"],  # ReDoc's search runs in a worker made from a blob
+        "object-src": [csp.NONE],
+        "base-uri": [csp.NONE],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    }
+}
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")

@@ -36,6 +36,26 @@ def state_dir() -> Path:
     return path
 
 
+def development_secret_key() -> str:
+    """The development ``SECRET_KEY``: random, made on first use and kept in ``<state folder>/secret_key``
+    (git-ignored, mode 0600), so every process of this checkout (web, worker, a notebook kernel) signs and checks
+    with the same key, and no committed string can sign a session or a token this checkout accepts. Production
+    never gets here: it refuses to start without a ``SECRET_KEY`` of its own (settings.py)."""
+    import secrets
+
+    path = state_dir() / "secret_key"
+    with _locked("secret_key"):
+        key = path.read_text().strip() if path.exists() else ""
+        if len(key) < 50:  # missing, or cut short by a crash mid-write: make a new one
+            key = secrets.token_urlsafe(50)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(key + "\n")
+            os.replace(tmp, path)
+    return key
+
+
 @contextlib.contextmanager
 def _locked(name: str):
     lock_path = state_dir() / f"{name}.lock"

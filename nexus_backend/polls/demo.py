@@ -15,6 +15,7 @@ import random
 import re
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
@@ -66,12 +67,31 @@ def _lock(prefix: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"nexus-demo:{prefix}"])
 
 
+class DemoRefused(ValueError):
+    """Demo data is never written or removed in production (its users share a published password)."""
+
+
+def _refuse_in_production(action: str) -> None:
+    if settings.PRODUCTION:
+        raise DemoRefused(
+            f"{action} is refused with NEXUS_ENV=production: demo users share a published password, and real "
+            "users' names could match the demo prefix"
+        )
+
+
 def demo_usernames(*, users: int, prefix: str = DEMO_PREFIX) -> list[str]:
     return [f"{prefix}user{i:03d}" for i in range(1, users + 1)]
 
 
-def _delete_polls(prefix: str) -> int:
-    polls = list(Poll.objects.filter(owner__username__startswith=prefix).select_related("owner"))
+def _seeded_users(prefix: str):
+    """Users named as the seed names them (``<prefix>user001`` ...): the only ones it removes. ``demo_alice``,
+    made by hand or before the prefixes were reserved at sign-up, is never touched."""
+    return User.objects.filter(username__regex=rf"^{re.escape(prefix)}user[0-9]{{3,}}$")
+
+
+def _delete_polls(prefix: str, *, seeded_only: bool = False) -> int:
+    owners = _seeded_users(prefix) if seeded_only else User.objects.filter(username__startswith=prefix)
+    polls = list(Poll.objects.filter(owner__in=owners).select_related("owner"))
     for poll in polls:
         services.poll_delete(poll_id=poll.pk, user=poll.owner)
     return len(polls)
@@ -80,10 +100,12 @@ def _delete_polls(prefix: str) -> int:
 def demo_seed(*, seed: int = 7, polls: int = 6, users: int = 40, prefix: str = DEMO_PREFIX) -> dict:
     """Create (or rebuild) ``users`` demo users and ``polls`` polls with seeded votes; return a summary.
 
-    Demo users beyond ``users`` and every poll owned by a demo user are removed first, so the result depends
-    only on the arguments. Each poll has its own turnout and option popularity, so charts have something to
-    show.
+    Seeded users beyond ``users`` and every poll owned by a seeded user are removed first, so the result depends
+    only on the arguments; a user the seed did not name (``demo_alice``) keeps everything. Each poll has its own
+    turnout and option popularity, so charts have something to show. Refused (:class:`DemoRefused`) in
+    production.
     """
+    _refuse_in_production("demo seeding")
     _check_prefix(prefix)
     _check_count("seed", seed, 0, 2**31 - 1)
     _check_count("polls", polls, 1, MAX_POLLS)
@@ -97,15 +119,17 @@ def _seed(*, seed: int, polls: int, users: int, prefix: str) -> dict:
     rng = random.Random(seed)
 
     usernames = demo_usernames(users=users, prefix=prefix)
-    _delete_polls(prefix)
-    User.objects.filter(username__startswith=prefix).exclude(username__in=usernames).delete()
+    _delete_polls(prefix, seeded_only=True)
+    _seeded_users(prefix).exclude(username__in=usernames).delete()
     existing = {u.username: u for u in User.objects.filter(username__in=usernames)}
     created = 0
     people = []
     for name in usernames:
         user = existing.get(name)
         if user is None:
-            user = services.user_register(username=name, email=f"{name}@example.com", password=DEMO_PASSWORD)
+            user = services.user_register(
+                username=name, email=f"{name}@example.com", password=DEMO_PASSWORD, reserved_ok=True
+            )
             created += 1
         people.append(user)
 
@@ -147,7 +171,9 @@ def _seed(*, seed: int, polls: int, users: int, prefix: str) -> dict:
 
 
 def demo_reset(*, prefix: str = DEMO_PREFIX) -> dict:
-    """Delete every user whose username starts with ``prefix``, with their polls and votes (cascade)."""
+    """Delete every user whose username starts with ``prefix``, with their polls and votes (cascade): what a
+    notebook does to start again from nothing. Refused (:class:`DemoRefused`) in production."""
+    _refuse_in_production("demo reset")
     _check_prefix(prefix)
     with transaction.atomic():
         _lock(prefix)

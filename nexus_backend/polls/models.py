@@ -38,7 +38,7 @@ from django.utils import timezone
 
 class Poll(models.Model):
     question = models.CharField(max_length=300)
-    description = models.TextField(blank=True, default="")
+    description = models.CharField(max_length=2000, blank=True, default="")  # bounded like every text field
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="polls")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -38,7 +39,14 @@ class PollClosed(Conflict):
 
 
 @transaction.atomic
-def user_register(*, username: str, email: str, password: str):
+def user_register(*, username: str, email: str, password: str, reserved_ok: bool = False):
+    """Refused (400 on ``username``): a name taken in any case, or one starting with a prefix reserved for
+    generated data (``NEXUS_RESERVED_USERNAME_PREFIXES``: demo and benchmark users are removed by prefix, and
+    the demo password is published). Only the generators themselves pass ``reserved_ok``. Refused (400 on
+    ``password``): what Django's password validators refuse."""
+    reserved = [p for p in settings.NEXUS_RESERVED_USERNAME_PREFIXES if username.lower().startswith(p)]
+    if reserved and not reserved_ok:
+        raise DomainError(f"Usernames starting with {reserved[0]} are reserved for generated data.", field="username")
     if User.objects.filter(username__iexact=username).exists():
         raise DomainError("A user with that username already exists.", field="username")
     user = User(username=username, email=email)
@@ -56,6 +64,7 @@ def user_register(*, username: str, email: str, password: str):
 
 
 QUESTION_MAX = Poll._meta.get_field("question").max_length
+DESCRIPTION_MAX = Poll._meta.get_field("description").max_length
 OPTION_TEXT_MAX = Option._meta.get_field("text").max_length
 
 
@@ -81,9 +90,22 @@ def _clean_options(options: Sequence[str]) -> list[str]:
     return cleaned
 
 
+def _clean_description(description: str) -> str:
+    if len(description) > DESCRIPTION_MAX:
+        raise DomainError(f"The description can be at most {DESCRIPTION_MAX} characters.", field="description")
+    return description
+
+
 def _check_expiry(expires_at: datetime | None, *, created_at: datetime) -> None:
-    if expires_at is not None and expires_at <= created_at:
+    """Refused (400 on ``expires_at``): an expiry not after the poll's creation, or further ahead than
+    ``NEXUS_POLL_MAX_LIFETIME_DAYS`` from now (each expiry is a scheduled task: year 9999 is not a poll)."""
+    if expires_at is None:
+        return
+    if expires_at <= created_at:
         raise DomainError("expires_at must be later than the poll's creation time.", field="expires_at")
+    days = settings.NEXUS_POLL_MAX_LIFETIME_DAYS
+    if expires_at > timezone.now() + timedelta(days=days):
+        raise DomainError(f"expires_at can be at most {days} days ahead.", field="expires_at")
 
 
 @transaction.atomic
@@ -91,6 +113,7 @@ def poll_create(
     *, owner, question: str, options: Sequence[str], expires_at: datetime | None = None, description: str = ""
 ) -> Poll:
     question = _clean_question(question)
+    description = _clean_description(description)
     texts = _clean_options(options)
     now = timezone.now()
     _check_expiry(expires_at, created_at=now)
@@ -135,7 +158,7 @@ def poll_update(
     if question is not None:
         poll.question = _clean_question(question)
     if description is not None:
-        poll.description = description
+        poll.description = _clean_description(description)
     if clear_expiry:
         poll.expires_at = None
     elif expires_at is not None:

@@ -58,7 +58,7 @@ def app_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator
         ALLOWED_HOSTS=f"{APP_HOST},127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
     )
-    server = Gunicorn(root=ROOT, workers=2, env=env)
+    server = Gunicorn(root=ROOT, workers=2, env=env, as_deployed=True)
     server.start()
     try:
         server.wait_healthy()

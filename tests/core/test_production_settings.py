@@ -92,7 +92,15 @@ def test_every_refusal_is_named_on_the_same_single_line():
 def test_gunicorn_stops_instead_of_respawning_workers_that_refuse_to_start():
     """Exit status 3 is gunicorn's "worker failed to boot": the master halts rather than looping."""
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("gunicorn")), "nexus_backend.wsgi:application", "-b", "127.0.0.1:0"],
+        # One worker: with several, gunicorn 27 reaps a second failed worker while halting and exits 1 (still halted).
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "nexus_backend.wsgi:application",
+            "-b",
+            "127.0.0.1:0",
+            "-w",
+            "1",
+        ],
         cwd=ROOT,
         env=_production_env(SECRET_KEY=""),
         capture_output=True,
@@ -192,7 +200,8 @@ def probe(client, path, **extra):
     response = client.get(path, **extra)
     return {"status": response.status_code, "location": response.get("Location"),
             "headers": {k: response.get(k) for k in ("Strict-Transport-Security", "X-Frame-Options",
-                        "X-Content-Type-Options", "Referrer-Policy", "Cross-Origin-Opener-Policy")}}
+                        "X-Content-Type-Options", "Referrer-Policy", "Cross-Origin-Opener-Policy",
+                        "Content-Security-Policy")}}
 
 client = Client(HTTP_HOST="%(host)s")
 out = {
@@ -206,6 +215,10 @@ out = {
     "admin_moved": probe(client, "/%(admin)s", secure=True),
     "admin_old": probe(client, "/admin/", secure=True),
     "admin_old_login": probe(client, "/admin/login/", secure=True),
+    "graphiql": probe(client, "/graphql/", secure=True, HTTP_ACCEPT="text/html"),
+    "docs": probe(client, "/api/docs/", secure=True),
+    "introspection": json.loads(client.post("/graphql/", {"query": "{ __schema { types { name } } }"},
+                                content_type="application/json", secure=True).content),
 }
 get_user_model().objects.create_superuser("root", "root@example.com", "a-long-admin-password-9")
 login = client.post("/%(admin)slogin/", {"username": "root", "password": "a-long-admin-password-9",
@@ -250,6 +263,8 @@ def test_production_redirects_to_https_sends_the_headers_and_moves_the_admin():
 
     https = out["https"]
     assert https["status"] == 404
+    csp = https["headers"].pop("Content-Security-Policy")
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert https["headers"] == {
         "Strict-Transport-Security": "max-age=31536000; includeSubDomains; preload",
         "X-Frame-Options": "DENY",
@@ -263,6 +278,11 @@ def test_production_redirects_to_https_sends_the_headers_and_moves_the_admin():
     assert out["admin_index"] == {"login": 302, "status": 200, "site_admin": True, "secure_cookie": True}
     for old in ("admin_old", "admin_old_login", "admin_old_logged_in"):
         assert out[old]["status"] == 404, old
+    # GraphiQL and introspection are off in production; the API docs are served under the policy.
+    assert out["graphiql"]["status"] == 404
+    assert "introspection has been disabled" in out["introspection"]["errors"][0]["message"]
+    docs_policy = {d.strip() for d in out["docs"]["headers"]["Content-Security-Policy"].split(";")}
+    assert out["docs"]["status"] == 200 and "script-src 'self'" in docs_policy  # no inline script, no nonce
 
 
 @pytest.mark.django_db(transaction=True)

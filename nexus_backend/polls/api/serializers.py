@@ -10,6 +10,7 @@ from ..models import Option, Poll, Vote
 from ..services import MAX_OPTIONS, MIN_OPTIONS
 
 QUESTION_MAX = Poll._meta.get_field("question").max_length
+DESCRIPTION_MAX = Poll._meta.get_field("description").max_length
 OPTION_TEXT_MAX = Option._meta.get_field("text").max_length
 
 
@@ -75,7 +76,9 @@ class PollResultsSerializer(serializers.Serializer):
 # ---------------------------------------------------------------- input
 class PollCreateSerializer(serializers.Serializer):
     question = CharField(max_length=QUESTION_MAX)
-    description = CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    description = CharField(
+        required=False, allow_blank=True, default="", trim_whitespace=False, max_length=DESCRIPTION_MAX
+    )
     options = serializers.ListField(
         child=CharField(max_length=OPTION_TEXT_MAX),
         min_length=MIN_OPTIONS,
@@ -83,7 +86,10 @@ class PollCreateSerializer(serializers.Serializer):
         help_text="Option texts, in display order: 2 to 20 distinct, non-blank strings.",
     )
     expires_at = serializers.DateTimeField(
-        required=False, allow_null=True, default=None, help_text="When voting ends; must be in the future."
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="When voting ends: in the future, and at most NEXUS_POLL_MAX_LIFETIME_DAYS (default 365) ahead.",
     )
 
 
@@ -92,7 +98,7 @@ class PollUpdateSerializer(serializers.Serializer):
     the fields sent. `expires_at: null` removes the expiry. Options can change only before the first vote."""
 
     question = CharField(max_length=QUESTION_MAX)
-    description = CharField(required=False, allow_blank=True, trim_whitespace=False)
+    description = CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=DESCRIPTION_MAX)
     options = serializers.ListField(
         child=CharField(max_length=OPTION_TEXT_MAX),
         min_length=MIN_OPTIONS,
