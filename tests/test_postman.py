@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
+from django.utils import timezone
 
 from nexus_backend.core.postman import COLLECTION, render
 
@@ -87,7 +89,7 @@ def test_requests_carry_example_bodies_and_the_right_auth(collection):
         "question": "Tabs or spaces?",
         "description": "Settle it once and for all.",
         "options": ["Tabs", "Spaces"],
-        "expires_at": "2030-01-01T00:00:00Z",
+        "expires_at": "{{expiresAt}}",
     }
     assert "auth" not in create  # inherits the collection's bearer token
     vote = by_route[("POST", "{{baseUrl}}/api/polls/:poll_id/vote/")]["request"]
@@ -130,6 +132,8 @@ def test_run_in_order_the_collection_passes_with_the_poll_it_created(collection,
         events = {event["listen"]: "\n".join(event["script"]["exec"]) for event in item.get("event", [])}
         if "ada_" in events.get("prerequest", ""):
             variables["username"] = "ada_run1"
+        if "expiresAt" in events.get("prerequest", ""):
+            variables["expiresAt"] = (timezone.now() + timedelta(days=30)).isoformat()
         request = item["request"]
         for path_variable in request["url"].get("variable", []):  # Postman fills :name from the item's variables
             raw_url = raw_url.replace(f":{path_variable['key']}", path_variable["value"])

@@ -40,7 +40,7 @@ FRIENDLY: dict[str, Any] = {
     "question": "Tabs or spaces?",
     "description": "Settle it once and for all.",
     "options": ["Tabs", "Spaces"],
-    "expires_at": "2030-01-01T00:00:00Z",
+    "expires_at": "{{expiresAt}}",
     "option": "{{optionId}}",
     "refresh": "{{refreshToken}}",
     "token": "{{accessToken}}",
@@ -82,6 +82,10 @@ NEW_USERNAME = [
     "// A new account on every run, so the collection passes again on the same server.",
     'pm.collectionVariables.set("username", "ada_" + Date.now().toString(36));',
 ]
+EXPIRES_SOON = [
+    "// A month from now: polls may not expire further ahead than the server allows (a year by default).",
+    'pm.collectionVariables.set("expiresAt", new Date(Date.now() + 30 * 24 * 3600 * 1000).toISOString());',
+]
 STORE_POLL = [
     "// The poll this run created is the one the next requests read, edit, vote in and delete (an edit that",
     "// replaces the options gives them new ids).",
@@ -93,9 +97,9 @@ STORE_POLL = [
 ]
 SCRIPTS: dict[str, dict[str, list[str]]] = {
     "auth_register": {"prerequest": NEW_USERNAME},
-    "polls_create": {"test": STORE_POLL},
-    "polls_update": {"test": STORE_POLL},
-    "polls_partial_update": {"test": STORE_POLL},
+    "polls_create": {"prerequest": EXPIRES_SOON, "test": STORE_POLL},
+    "polls_update": {"prerequest": EXPIRES_SOON, "test": STORE_POLL},
+    "polls_partial_update": {"prerequest": EXPIRES_SOON, "test": STORE_POLL},
 }
 # Collection variables are text; these stand unquoted in JSON bodies so that the API receives numbers.
 NUMERIC_VARIABLES = ("optionId",)
@@ -257,6 +261,7 @@ def collection_from_schema(schema: dict, *, base_url: str = BASE_URL) -> dict:
             {"key": "username", "value": "ada", "type": "string"},
             {"key": "pollId", "value": "1", "type": "string"},
             {"key": "optionId", "value": "1", "type": "string"},
+            {"key": "expiresAt", "value": "", "type": "string"},
         ],
         "item": [{"name": tag, "item": items} for tag, items in folders.items()],
     }
