@@ -64,13 +64,25 @@ def _sample(values: Iterable[str]) -> list[str]:
     return sorted(values)[:SAMPLE]
 
 
-def _network(key: str):
-    """An address group key (``203.0.113.7`` or ``2001:db8:1:2::/64``) as a network."""
-    return ipaddress.ip_network(key, strict=False)
+def _span(key: str) -> tuple[int, int, int]:
+    """An address group key (``203.0.113.7`` or ``2001:db8:1:2::/64``) as ``(version, first, last)`` integers."""
+    if "/" in key:
+        net = ipaddress.ip_network(key, strict=False)
+        return net.version, int(net.network_address), int(net.broadcast_address)
+    if ":" in key:
+        value = int.from_bytes(socket.inet_pton(socket.AF_INET6, key), "big")
+        return 6, value, value
+    value = int.from_bytes(socket.inet_aton(key), "big")  # keys are normalised addresses (parsers, address_group)
+    return 4, value, value
 
 
-def _in(networks: tuple, net) -> bool:
-    return any(net.version == n.version and net.subnet_of(n) for n in networks)
+def _spans(networks: tuple) -> tuple[tuple[int, int, int], ...]:
+    return tuple((n.version, int(n.network_address), int(n.broadcast_address)) for n in networks)
+
+
+def _in(spans: tuple, span: tuple[int, int, int]) -> bool:
+    version, first, last = span
+    return any(v == version and lo <= first and last <= hi for v, lo, hi in spans)
 
 
 # ------------------------------------------------------------------------------------------- what the site serves
@@ -304,27 +316,24 @@ def rule_referrer_spam(s: IPStats, p: dict, c: Context) -> Hit | None:
     if not s.offsite:
         return None
     benign = c.compiled["benign_hosts"].search
-    words = c.compiled["spam_words"].search
     own = c.site.own_hosts
-    offsite = {}
-    for hp, n in s.offsite.items():
-        host = hp.split(" ", 1)[0]
-        if host not in own and not benign(host):
-            offsite[hp] = n
+    offsite = {host: n for host, n in s.offsite.items() if host not in own and not benign(host)}
     if not offsite:
         return None
-    spammy = sorted(hp for hp in offsite if words(hp.split(" ", 1)[0]))
+    words = c.compiled["spam_words"].search
+    spammy = sorted(host for host in offsite if words(host))
     if spammy:
-        return Hit(p["keyword_score"], f"a spam referrer ({spammy[0][:80]})", {"referred": spammy[:SAMPLE]})
+        return Hit(p["keyword_score"], f"a spam referrer ({spammy[0][:80]})", {"referrers": spammy[:SAMPLE]})
     if c.site.has_assets and s.static:
         return None  # a reader who followed a link loads the page's assets
-    page, n = max(offsite.items(), key=lambda kv: (kv[1], kv[0]))
+    host, n = max(offsite.items(), key=lambda kv: (kv[1], kv[0]))
     if n < p["min_repeats"] or len(s.pages) > 3:
         return None
+    pages = c.sample("pages", s.pages)
     return Hit(
         p["score"],
-        f"{n} requests for one page from the off-site referrer {page.split(' ', 1)[0][:60]}, nothing else loaded",
-        {"referred": [page], "repeats": n},
+        f"{n} requests for {', '.join(pages)} from the off-site referrer {host[:60]}, nothing else loaded",
+        {"referrers": [host], "repeats": n, "pages": pages},
     )
 
 
@@ -429,17 +438,18 @@ class _Derived:
         self.memo = aggregator.memo()
         self.stats = aggregator.stats
 
-    def networks(self) -> dict[str, object]:
-        nets = self.memo.get("networks")
-        if nets is None:
-            nets = self.memo["networks"] = {ip: _network(ip) for _, ip in self.stats}
-        return nets
+    def spans(self) -> dict[str, tuple[int, int, int]]:
+        out = self.memo.get("spans")
+        if out is None:
+            out = self.memo["spans"] = {ip: _span(ip) for ip in {ip for _, ip in self.stats}}
+        return out
 
     def whitelisted(self, whitelist: tuple) -> set[str]:
         key = ("whitelisted", whitelist)
         out = self.memo.get(key)
         if out is None:
-            out = self.memo[key] = {ip for ip, net in self.networks().items() if _in(whitelist, net)}
+            spans = _spans(whitelist)
+            out = self.memo[key] = {ip for ip, span in self.spans().items() if _in(spans, span)}
         return out
 
     def verified(self, crawlers: dict, verify_dns: bool) -> set[str]:
@@ -448,14 +458,14 @@ class _Derived:
         key = ("verified", tuple(crawlers), verify_dns)
         out = self.memo.get(key)
         if out is None:
-            nets = self.networks()
+            spans = self.spans()
             claims: dict[str, set[str]] = {}
             for (_, ip), s in self.stats.items():
                 if s.crawler_claims:
                     claims.setdefault(ip, set()).update(s.crawler_claims)
             out = set()
             for ip, names in claims.items():
-                if any(_in(crawlers[n].networks, nets[ip]) for n in names) or (
+                if any(_in(_spans(crawlers[n].networks), spans[ip]) for n in names) or (
                     verify_dns and any(fcrdns(ip, crawlers[n].rdns) for n in names)
                 ):
                     out.add(ip)
