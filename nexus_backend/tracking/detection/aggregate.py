@@ -144,6 +144,10 @@ class IPStats:
         return stats
 
 
+_CACHES: dict[str, tuple[dict, ...]] = {}  # fingerprint -> the classification caches (see Aggregator)
+CACHE_SIZE = 200_000  # entries per cache: beyond, values are computed each time
+
+
 class PathClass(NamedTuple):
     static: bool
     sensitive: bool
@@ -196,12 +200,14 @@ class Aggregator:
         self._form_auth_statuses = frozenset(r["auth_failures"]["form_statuses"])
         self._action_methods = frozenset(r["fingerprint_burst"]["methods"])
         self._methods = frozenset(r["bad_request"]["methods"])
-        self._paths: dict[str, PathClass] = {}
-        self._requests: dict[tuple[str, str, int], tuple] = {}
-        self._agents: dict[str, AgentClass] = {}
-        self._hosts: dict[str, str] = {}
-        self._groups: dict[str, str] = {}
-        self._klass: dict[int, str] = {}
+        # What a path, request, agent, referrer and address are depends only on the fingerprint: the caches are
+        # shared by every aggregator of it (the hourly task of a long-lived worker starts warm).
+        caches = _CACHES.get(self.fingerprint)
+        if caches is None:
+            if len(_CACHES) >= 4:
+                _CACHES.clear()
+            caches = _CACHES[self.fingerprint] = ({}, {}, {}, {}, {}, {})
+        self._paths, self._requests, self._agents, self._hosts, self._groups, self._klass = caches
         self._memo: dict | None = None
 
     def memo(self) -> dict:
@@ -228,7 +234,7 @@ class Aggregator:
                 bool(self._spam(path)),
                 not path.startswith("/"),
             )
-            if len(self._paths) < 1_000_000:
+            if len(self._paths) < CACHE_SIZE:
                 self._paths[path] = cls
         return cls
 
@@ -244,7 +250,7 @@ class Aggregator:
                 lower.startswith("mozilla/") and not declared,
                 declared,
             )
-            if len(self._agents) < 200_000:
+            if len(self._agents) < CACHE_SIZE:
                 self._agents[agent] = cls
         return cls
 
@@ -253,7 +259,7 @@ class Aggregator:
         key = self._groups.get(ip)
         if key is None:
             key = address_group(ip) or ip
-            if len(self._groups) < 500_000:
+            if len(self._groups) < CACHE_SIZE:
                 self._groups[ip] = key
         return key
 
@@ -261,7 +267,7 @@ class Aggregator:
         host = self._hosts.get(referrer)
         if host is None:
             host = referrer_host(referrer)
-            if len(self._hosts) < 200_000:
+            if len(self._hosts) < CACHE_SIZE:
                 self._hosts[referrer] = host
         return host
 
@@ -286,7 +292,7 @@ class Aggregator:
             )
             form_post = not pc.static and method == "POST" and not (pc.api or pc.action)
             rc = (pc.static, form_post, rare, pc)
-            if len(self._requests) < 1_000_000:
+            if len(self._requests) < CACHE_SIZE:
                 self._requests[key] = rc
         return rc
 
