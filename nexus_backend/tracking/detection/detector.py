@@ -548,16 +548,13 @@ def _judge(aggregator, rules, table, skip, site, ranked, derived) -> list[Findin
     findings = []
     r = rules.data["rules"]
     window, threshold, compiled = rules.window_seconds, rules.threshold, rules.compiled
+    ctx = Context((0, ""), site, compiled, ranked, derived)
     for key, s in aggregator.stats.items():
         w, ip = key
         if ip in skip:
             continue
-        ctx = Context(key, site, compiled, ranked, derived)
-        hits = []
-        for name, fn, params in table:
-            hit = fn(s, params, ctx)
-            if hit is not None:
-                hits.append((name, hit))
+        ctx.key = key
+        hits = [(name, hit) for name, fn, params in table if (hit := fn(s, params, ctx)) is not None]
         if not hits:
             continue
         names = [name for name, _ in hits]
