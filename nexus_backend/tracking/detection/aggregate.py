@@ -395,10 +395,9 @@ class Aggregator:
         if pc.family:
             if 200 <= status < 300 and host:
                 s.served_families.add(pc.family)
-            if status >= 400 or not host:  # a page it was let into while browsing is not a probe
-                s.probes[pc.family] = s.probes.get(pc.family, 0) + count
-                s.cms_paths.add(path)
-                s.example(f"probe:{pc.family}", method, path, status)
+            s.probes[pc.family] = s.probes.get(pc.family, 0) + count
+            s.cms_paths.add(path)
+            s.example(f"probe:{pc.family}", method, path, status)
         if pc.auth and method == "POST":
             s.auth_attempts += count
             # an API answers a failed login 4xx; an HTML form shows itself again (200) and redirects on success

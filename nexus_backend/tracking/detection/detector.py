@@ -111,7 +111,8 @@ def learn_site(aggregator: Aggregator, rules: RuleSet, served_families: Iterable
         return memo[key]
     asset_hosts: dict[str, int] = {}
     ref_hosts: dict[str, int] = {}
-    family_clients: dict[str, set[str]] = {}
+    family_clients: dict[str, set[str]] = {}  # clients that loaded assets too (where the site has assets)
+    family_browsers: dict[str, set[str]] = {}  # clients that requested several pages (where it has none)
     failing: dict[int, int] = {}
     requests = static = browsers = referring = 0
     for (w, ip), s in aggregator.stats.items():
@@ -122,7 +123,10 @@ def learn_site(aggregator: Aggregator, rules: RuleSet, served_families: Iterable
         for host in s.ref_hosts:
             ref_hosts[host] = ref_hosts.get(host, 0) + 1
         for family in s.served_families:
-            family_clients.setdefault(family, set()).add(ip)
+            if s.static:
+                family_clients.setdefault(family, set()).add(ip)
+            if len(s.pages) >= 3:
+                family_browsers.setdefault(family, set()).add(ip)
         if _only_failed_logins(s, max_other):
             failing[w] = failing.get(w, 0) + 1
         if s.browser >= 3:
@@ -134,11 +138,15 @@ def learn_site(aggregator: Aggregator, rules: RuleSet, served_families: Iterable
         if counts:
             top = max(counts.values())
             own = {h for h, n in counts.items() if n >= max(2, top // 4)} or {max(counts, key=counts.get)}
-    served = {f for f, ips in family_clients.items() if len(ips) >= site["served_min_clients"]}
+    has_assets = requests > 0 and static >= site["min_static_share"] * requests
+    # A family is served when readers browse it: a 2xx with a referrer from clients that also loaded assets (or,
+    # on a site without assets, requested several pages), so probes answered 200 by a catch-all do not count.
+    readers = family_clients if has_assets else family_browsers
+    served = {f for f, ips in readers.items() if len(ips) >= site["served_min_clients"]}
     out = Site(
         own_hosts=frozenset(own),
         served=frozenset(served | set(served_families)),
-        has_assets=requests > 0 and static >= site["min_static_share"] * requests,
+        has_assets=has_assets,
         browsers_refer=browsers >= 5 and referring >= 0.5 * browsers,  # unknown (False) on too few browsers
         failing_logins=failing,
     )
@@ -181,12 +189,15 @@ def _requests(s: IPStats, *kinds: str) -> list[str]:
 
 
 def rule_cms_probe(s: IPStats, p: dict, c: Context) -> Hit | None:
-    hits = {f: n for f, n in s.probes.items() if f not in c.site.served or f in p["secret_families"]}
+    secret = p["secret_families"]
+    # not a probe: a family the site serves, or one this client browsed (a 2xx with a referrer, assets loaded:
+    # the owner in their own phpMyAdmin); secrets are never served
+    browsed = s.served_families if s.static else ()
+    hits = {f: n for f, n in s.probes.items() if f in secret or (f not in c.site.served and f not in browsed)}
     total = sum(hits.values())
     if not hits or total < p["min_hits"]:
         return None
-    secret = any(f in p["secret_families"] for f in hits)
-    score = max(p["score"], p["secret_score"]) if secret else p["score"]
+    score = max(p["score"], p["secret_score"]) if any(f in secret for f in hits) else p["score"]
     families = sorted(hits)
     kinds = [f"probe:{f}" for f in families]
     shown = ", ".join(_requests(s, *kinds)[:3])
@@ -351,8 +362,9 @@ def rule_form_spam(s: IPStats, p: dict, c: Context) -> Hit | None:
     how = "without loading the form" if blind else f"within {p['max_seconds']} s of loading the form"
     tool = s.requests > s.browser + s.absent_agent
     # A reader who loaded the page in an earlier window (its assets cached) posts without a GET here, but from a
-    # page of this site: a blind POST whose every referrer is this site is only medium evidence.
-    from_site = bool(blind) and len(blind) == len(fast) and "" not in s.post_ref_hosts
+    # page of this site: a blind POST whose every referrer is this site is only medium evidence. Not for a login
+    # form: people submit those right after loading them, and brute-force tools send the form as referrer.
+    from_site = bool(blind) and len(blind) == len(fast) and "" not in s.post_ref_hosts and not s.auth_attempts
     from_site = from_site and s.post_ref_hosts <= c.site.own_hosts
     return Hit(
         p["tool_score"] if tool or from_site else p["score"],
