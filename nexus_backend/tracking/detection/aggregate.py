@@ -148,6 +148,13 @@ _CACHES: dict[str, tuple[dict, ...]] = {}  # fingerprint -> the classification c
 CACHE_SIZE = 200_000  # entries per cache: beyond, values are computed each time
 
 
+def _remember(cache: dict, key, value):
+    """``value``, kept in ``cache`` under ``key`` unless the cache is full (then values are computed each time)."""
+    if len(cache) < CACHE_SIZE:
+        cache[key] = value
+    return value
+
+
 class PathClass(NamedTuple):
     static: bool
     sensitive: bool
@@ -234,8 +241,7 @@ class Aggregator:
                 bool(self._spam(path)),
                 not path.startswith("/"),
             )
-            if len(self._paths) < CACHE_SIZE:
-                self._paths[path] = cls
+            _remember(self._paths, path, cls)
         return cls
 
     def agent_class(self, agent: str) -> AgentClass:
@@ -250,26 +256,17 @@ class Aggregator:
                 lower.startswith("mozilla/") and not declared,
                 declared,
             )
-            if len(self._agents) < CACHE_SIZE:
-                self._agents[agent] = cls
+            _remember(self._agents, agent, cls)
         return cls
 
     def group(self, ip: str) -> str:
         """The address group detection keys on (``client_ip.address_group``: IPv6 by its /64)."""
         key = self._groups.get(ip)
-        if key is None:
-            key = address_group(ip) or ip
-            if len(self._groups) < CACHE_SIZE:
-                self._groups[ip] = key
-        return key
+        return key if key is not None else _remember(self._groups, ip, address_group(ip) or ip)
 
     def host(self, referrer: str) -> str:
         host = self._hosts.get(referrer)
-        if host is None:
-            host = referrer_host(referrer)
-            if len(self._hosts) < CACHE_SIZE:
-                self._hosts[referrer] = host
-        return host
+        return host if host is not None else _remember(self._hosts, referrer, referrer_host(referrer))
 
     # ------------------------------------------------------------------ input
 
@@ -291,9 +288,7 @@ class Aggregator:
                 or (pc.action and method in self._action_methods)
             )
             form_post = not pc.static and method == "POST" and not (pc.api or pc.action)
-            rc = (pc.static, form_post, rare, pc)
-            if len(self._requests) < CACHE_SIZE:
-                self._requests[key] = rc
+            rc = _remember(self._requests, key, (pc.static, form_post, rare, pc))
         return rc
 
     def add_group(
