@@ -55,10 +55,11 @@ def visit(b: Builder, site: Site, ip: str, agent: str, t: float, *, referrer: st
                     logged_in = True
                 if site.polls and page != "/" and logged_in:
                     pid = page.rsplit("/", 1)[-1]
-                    b.add(t0 + rng.uniform(2, 20), ip, "POST", f"/api/polls/{pid}/vote/", rng.choice([201] * 8 + [409]),
-                          agent, url)  # fmt: skip
+                    t0 += rng.uniform(2, 20)
+                    b.add(t0, ip, "POST", f"/api/polls/{pid}/vote/", rng.choice([201] * 8 + [409]), agent, url)
                 elif page in site.comment_posts and rng.random() < 0.15:
-                    b.add(t0 + b.think(120), ip, "POST", site.comment_posts[page], 302, agent, url)
+                    t0 += b.think(120)  # reads, then writes a comment
+                    b.add(t0, ip, "POST", site.comment_posts[page], 302, agent, url)
             t = t0
         referrer = url
         t += b.think(25)
