@@ -20,7 +20,8 @@ def _entry_referrer(b: Builder) -> str:
 
 
 def visit(b: Builder, site: Site, ip: str, agent: str, t: float, *, referrer: str = "", page: str = "",
-          pages: int = 0, login: float = 0.15, act: float = 0.3, cached: bool = False) -> float:  # fmt: skip
+          pages: int = 0, login: float = 0.15, act: float = 0.3, cached: bool = False,
+          new_account: float = 0.1) -> float:  # fmt: skip
     """A person reading: pages with their assets and API calls, sometimes a login (with typos), a vote or a
     comment. Returns the time the visit ends."""
     rng = b.rng
@@ -51,7 +52,7 @@ def visit(b: Builder, site: Site, ip: str, agent: str, t: float, *, referrer: st
             if rng.random() < act:
                 t0 += b.think(20)
                 if not logged_in and rng.random() < login / max(act, 1e-9):
-                    t0 = sign_in(b, site, ip, agent, t0, url)
+                    t0 = sign_in(b, site, ip, agent, t0, url, new=rng.random() < new_account)
                     logged_in = True
                 if site.polls and page != "/" and logged_in:
                     pid = page.rsplit("/", 1)[-1]
@@ -66,8 +67,12 @@ def visit(b: Builder, site: Site, ip: str, agent: str, t: float, *, referrer: st
     return t
 
 
-def sign_in(b: Builder, site: Site, ip: str, agent: str, t: float, referrer: str) -> float:
+def sign_in(b: Builder, site: Site, ip: str, agent: str, t: float, referrer: str, *, new: bool = False) -> float:
+    """Logs in (after creating the account when ``new``, on the poll site), with an occasional typo first."""
     rng = b.rng
+    if new and site.polls:
+        t += b.think(40)
+        b.add(t, ip, "POST", "/api/auth/register/", rng.choice([201] * 9 + [400]), agent, referrer)
     if site.login_page:
         t += rng.uniform(1, 5)
         b.add(t, ip, "GET", site.login_page, 200, agent, referrer)
@@ -103,7 +108,7 @@ def viral_poll(b: Builder, site: Site, n: int) -> None:
     for _ in range(n):
         ip = b.ip("viral_poll", hosting=False, v6=0.4)
         visit(b, site, ip, agents.browser(rng), t0 + rng.expovariate(1 / (2 * HOUR)), referrer=source, page=page,
-              pages=b.count(1.6, high=8), login=0.5, act=0.6)  # fmt: skip
+              pages=b.count(1.6, high=8), login=0.5, act=0.6, new_account=0.7)  # fmt: skip
 
 
 def campus_nat(b: Builder, site: Site, n: int) -> None:
