@@ -25,6 +25,7 @@ SAMPLE = 5
 
 
 _SETS = (
+    "post_ref_hosts",
     "pages",
     "probe_paths",
     "sensitive_paths",
@@ -52,6 +53,9 @@ _COUNTS = (
     "bad_request",
     "declared_bot",
     "sensitive_ok",
+    "post",
+    "get",
+    "browser_post_unreferred",
 )
 _DICTS = ("actions", "statuses", "probes", "offsite")
 _FIRSTS = ("gets", "posts")  # path -> first time: merged by min
@@ -178,6 +182,7 @@ class Aggregator:
         r = rules.data["rules"]
         self._min_status = r["sensitive_paths"]["min_status"]
         self._auth_statuses = frozenset(r["auth_failures"]["statuses"])
+        self._form_auth_statuses = frozenset(r["auth_failures"]["form_statuses"])
         self._action_methods = frozenset(r["fingerprint_burst"]["methods"])
         self._methods = frozenset(r["bad_request"]["methods"])
         self._paths: dict[str, PathClass] = {}
@@ -279,6 +284,10 @@ class Aggregator:
         s.statuses[klass] = s.statuses.get(klass, 0) + count
         pc = self.path_class(path)
         host = self.host(referrer) if referrer else ""
+        if method == "POST":
+            s.post += count
+        elif method in ("GET", "HEAD"):
+            s.get += count
         if pc.static:
             s.static += count
             if host:
@@ -290,9 +299,10 @@ class Aggregator:
             if method == "GET":
                 if path not in s.gets or first < s.gets[path]:
                     s.gets[path] = first
-            elif method == "POST" and not (pc.api or pc.auth or pc.action):
+            elif method == "POST" and not (pc.api or pc.action):  # a form: HTML login forms included
                 if path not in s.posts or first < s.posts[path]:
                     s.posts[path] = first
+                s.post_ref_hosts.add(host)  # "" when the form POST came without a referrer
                 s.example("form_post", method, path, status)
         if pc.sensitive and not (pc.auth and method == "POST"):  # a login POST is auth_failures' business
             if status >= self._min_status:
@@ -310,7 +320,8 @@ class Aggregator:
                 s.example(f"probe:{pc.family}", method, path, status)
         if pc.auth and method == "POST":
             s.auth_attempts += count
-            if status in self._auth_statuses:
+            # an API answers a failed login 4xx; an HTML form shows itself again (200) and redirects on success
+            if status in (self._auth_statuses if pc.api else self._form_auth_statuses):
                 s.auth_failures += count
                 s.example("login_failure", method, path, status)
         if pc.spam and method == "POST":
@@ -335,6 +346,8 @@ class Aggregator:
                     s.obsolete += count
             if ac.browser:
                 s.browser += count
+                if method == "POST" and not referrer:
+                    s.browser_post_unreferred += count
             if ac.declared_bot:
                 s.declared_bot += count
         else:
@@ -424,18 +437,23 @@ _OBSOLETE = re.compile(
     r"|firefox/([1-9]|[1-3][0-9])\.|chrome/([1-9]|[1-3][0-9])\.|opera/[1-9]\.|netscape|safari/[1-4][0-9]{0,2}\.[0-9] "
     r"|mac os x 10[._][0-6][._ ;)]|android [1-3]\.|iphone os [1-6]_"
 )
+_PHONE = re.compile(r"iphone|ipad|android \d")
 _MODERN = re.compile(r"chrome/(\d+)|firefox/(\d+)|edg/(\d+)")
 
 
 def agent_oddity(agent: str) -> int:
     """0: a plausible user agent; 1: an obsolete browser; 2: one no browser sends (a forged or broken string)."""
     lower = agent.lower()
+    if lower.startswith("opera/") and not _DECLARED_BOT.search(lower):
+        return 1  # Opera before 15 (Presto, 2013) wrote "Opera/9.80 (...)"
     if not lower.startswith("mozilla/"):
         return 0  # a tool or a bot names itself: nothing to judge here
     if lower.strip() in ("mozilla/5.0", "mozilla/4.0", "mozilla/5.0 (compatible)") or (
         "msie " in lower and ("chrome/" in lower or "firefox/" in lower)
     ):
         return 2
+    if _PHONE.search(lower) and ("windows nt" in lower or "x11; linux x86_64" in lower or "macintosh" in lower):
+        return 2  # a phone and a desktop at once
     modern = _MODERN.search(lower)
     if modern and ("windows nt 5." in lower or "windows 98" in lower or "windows nt 4" in lower):
         version = int(next(g for g in modern.groups() if g))

@@ -83,6 +83,7 @@ class Site:
     own_hosts: frozenset[str]  # referrer hosts that are the site itself
     served: frozenset[str]  # probe families the site runs (not probes there)
     has_assets: bool  # the site serves static files that browsers load
+    browsers_refer: bool  # most browsers send a Referer here (the site sets no no-referrer policy)
     failing_logins: dict[int, int]  # window -> addresses whose logins all failed (login_campaign)
 
 
@@ -100,7 +101,7 @@ def learn_site(aggregator: Aggregator, rules: RuleSet, served_families: Iterable
     ref_hosts: dict[str, int] = {}
     family_clients: dict[str, set[str]] = {}
     failing: dict[int, int] = {}
-    requests = static = 0
+    requests = static = browsers = referring = 0
     for (w, ip), s in aggregator.stats.items():
         requests += s.requests
         static += s.static
@@ -112,6 +113,9 @@ def learn_site(aggregator: Aggregator, rules: RuleSet, served_families: Iterable
             family_clients.setdefault(family, set()).add(ip)
         if _only_failed_logins(s, max_other):
             failing[w] = failing.get(w, 0) + 1
+        if s.browser >= 3:
+            browsers += 1
+            referring += s.referred > 0
     own = set(site["own_hosts"])
     if not own:
         counts = asset_hosts or ref_hosts
@@ -123,6 +127,7 @@ def learn_site(aggregator: Aggregator, rules: RuleSet, served_families: Iterable
         own_hosts=frozenset(own),
         served=frozenset(served | set(served_families)),
         has_assets=requests > 0 and static >= site["min_static_share"] * requests,
+        browsers_refer=browsers >= 5 and referring >= 0.5 * browsers,  # unknown (False) on too few browsers
         failing_logins=failing,
     )
     memo[key] = out
@@ -244,8 +249,16 @@ def rule_obsolete_agent(s: IPStats, p: dict, c: Context) -> Hit | None:
 
 
 def rule_fake_browser(s: IPStats, p: dict, c: Context) -> Hit | None:
+    """A browser user agent that behaves like none. Weak when it only sent no referrer and loaded no asset (a human
+    typing one URL does that); stronger when it POSTed without a referrer where this site's browsers send one
+    (a browser always has a page, hence a referrer, before it POSTs), strongest when it never GETs anything."""
     if s.browser < p["min_requests"] or s.browser < s.requests or s.referred or (c.site.has_assets and s.static):
         return None
+    if s.browser_post_unreferred and c.site.browsers_refer:
+        if not s.get:
+            return Hit(p["blind_post_score"], f"a browser user agent that only POSTs ({s.post}), never GETs a page",
+                       {"requests": _requests(s, "form_post", "login_failure")})  # fmt: skip
+        return Hit(p["post_score"], f"a browser user agent that POSTs ({s.post}) without a referrer", {})
     why = "no referrer and no page asset" if c.site.has_assets else "no referrer"
     return Hit(p["score"], f"a browser user agent that behaves like none ({why} in {s.requests} requests)", {})
 
@@ -316,6 +329,8 @@ def rule_referrer_spam(s: IPStats, p: dict, c: Context) -> Hit | None:
 
 
 def rule_form_spam(s: IPStats, p: dict, c: Context) -> Hit | None:
+    """A form (a login form too) POSTed without GETting it, or at machine speed after the GET, with no asset
+    loaded. Medium when the client names itself a tool (curl, a script): a developer testing their own form."""
     if not s.posts or s.static:
         return None
     fast = sorted(
@@ -325,9 +340,16 @@ def rule_form_spam(s: IPStats, p: dict, c: Context) -> Hit | None:
         return None
     blind = [path for path in fast if path not in s.gets]
     how = "without loading the form" if blind else f"within {p['max_seconds']} s of loading the form"
+    tool = s.requests > s.browser + s.absent_agent
+    # A reader who loaded the page in an earlier window (its assets cached) posts without a GET here, but from a
+    # page of this site: a blind POST whose every referrer is this site is only medium evidence.
+    from_site = bool(blind) and len(blind) == len(fast) and "" not in s.post_ref_hosts
+    from_site = from_site and s.post_ref_hosts <= c.site.own_hosts
     return Hit(
-        p["score"],
-        f"form POSTs {how}, no page asset loaded ({', '.join(fast[:3])})",
+        p["tool_score"] if tool or from_site else p["score"],
+        f"form POSTs {how}, no page asset loaded ({', '.join(fast[:3])})"
+        + (" by a tool" if tool else "")
+        + (" (referred by this site)" if from_site else ""),
         {"forms": fast[:SAMPLE], "requests": _requests(s, "form_post")},
     )
 
