@@ -130,7 +130,7 @@ def carrier_nat(b: Builder, site: Site, n: int) -> None:
         ip = rng.choice(ips)
         t = b.when()
         if rng.random() < 0.3:
-            b.add(t, ip, "POST", "/api/auth/token/refresh/" if site.polls else site.login_post, 200, agent)
+            b.add(t, ip, "POST", "/api/auth/token/refresh/" if site.polls else site.login_post, site.login_ok, agent)
         for _ in range(b.count(6, high=50)):
             t += b.think(8)
             path = rng.choice(site.api).replace("{pid}", str(rng.randint(1, max(1, site.polls))))
