@@ -114,6 +114,12 @@ def test_ipv6_rotation_stays_inside_one_64(worlds):
     assert max(groups.values()) >= 5
 
 
+def test_people_come_back_on_new_ipv6_addresses_of_their_64(worlds):
+    humans = by_population(worlds["site"], "humans")
+    groups = Counter(address_group(ip) for ip in humans if ":" in ip)
+    assert sum(1 for n in groups.values() if n > 1) >= 5  # one household, several addresses: one client
+
+
 def test_low_and_slow_attackers_send_a_few_requests_a_day_for_days(worlds):
     for t in worlds.values():
         members = by_population(t, "low_and_slow")

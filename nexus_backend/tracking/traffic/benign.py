@@ -92,6 +92,8 @@ def humans(b: Builder, site: Site, n: int) -> None:
         if returning and rng.random() < 0.25:
             ip, agent = rng.choice(returning)
             cached = True
+            if ":" in ip and rng.random() < 0.7:  # back a day later on a new privacy address of the same /64
+                ip = b.claim(agents.ipv6_sibling(rng, ip), "humans") or ip
         else:
             ip, agent, cached = b.ip("humans", hosting=False, v6=0.25), agents.browser(rng), False
             returning.append((ip, agent))
@@ -148,13 +150,17 @@ def developer(b: Builder, site: Site, n: int) -> None:
         ip = b.ip("developer", hosting=False, v6=0.2)
         tools = [agents.browser(rng), f"PostmanRuntime/7.3{rng.randint(2, 9)}.0",
                  agents.pick(rng, ["curl/8.{q}.0", "python-requests/2.{r}.0", "HTTPie/3.2.{q}"])]  # fmt: skip
+        posts = (["/api/polls/", "/api/polls/{pid}/vote/", "/graphql/"] if site.polls
+                 else [site.contact, *list(site.comment_posts.values())[:3]])  # fmt: skip
         for _ in range(b.count(3, high=8)):  # working sessions
             t = b.when()
             for _ in range(b.count(800, spread=0.6, high=5000)):
                 t += rng.expovariate(1 / 4)
-                path = rng.choice(site.api + site.pages[:3]).replace("{pid}", str(rng.randint(1, max(1, site.polls))))
-                status = rng.choices([200, 404, 400, 500, 401], [85, 5, 5, 2, 3])[0]
-                b.add(t, ip, rng.choice(["GET"] * 5 + ["POST"]), path, status, rng.choice(tools),
+                post = rng.random() < 0.15  # to what accepts a POST: the API, or the site's forms
+                path = rng.choice(posts if post else site.api + site.pages[:3])
+                path = path.replace("{pid}", str(rng.randint(1, max(1, site.polls))))
+                status = rng.choices([201 if post and site.polls else 200, 404, 400, 500, 401], [85, 5, 5, 2, 3])[0]
+                b.add(t, ip, "POST" if post else "GET", path, status, rng.choice(tools),
                       "http://localhost:5173/" if rng.random() < 0.6 else "")  # fmt: skip
                 if rng.random() < 0.01:
                     b.add(t + 1, ip, "POST", site.login_post, rng.choice([site.login_failed, site.login_ok]), tools[0])
