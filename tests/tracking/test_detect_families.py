@@ -313,9 +313,20 @@ def test_a_site_that_runs_wordpress_is_not_probed_by_its_readers():
     wp += [line("198.19.0.1", "POST /wp-comments-post.php HTTP/2.0", 302, referrer=f"{SITE}/2024/05/hello/",
                 second=120)]  # fmt: skip
     wp += [line("203.0.113.120", "POST /xmlrpc.php HTTP/1.1", 200, agent="Mozilla/5.0 (compatible)")]
+    # a slow brute force: one blind POST to the login form, its own URL as referrer (what the tools send)
+    wp += [line("203.0.113.121", "POST /wp-login.php HTTP/1.1", 200, referrer=f"{SITE}/wp-login.php")]
     found = verdicts(wp)
     assert not any(f.flagged for ip, f in found.items() if ip.startswith("198.19."))
     assert {"spam_signature"} <= set(found["203.0.113.120"].rules) and found["203.0.113.120"].flagged
+    assert {"form_spam"} <= set(found["203.0.113.121"].rules) and found["203.0.113.121"].flagged
+
+
+def test_probes_answered_200_by_a_catch_all_are_still_probes():
+    """A site answering 200 to every path does not "serve" WordPress because scanners got a 200 for it: serving
+    is learned from readers (a referrer, assets loaded), not from whoever asked."""
+    probes = [line(f"203.0.113.{140 + i}", "GET /wp-login.php HTTP/1.1", 200, referrer=f"{SITE}/") for i in range(6)]
+    found = verdicts(probes)
+    assert all("cms_probe" in found[f"203.0.113.{140 + i}"].rules for i in range(6))
 
 
 def test_a_crawler_claim_alone_is_weak():

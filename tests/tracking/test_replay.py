@@ -122,9 +122,13 @@ def test_detector_beats_the_volume_baseline_on_the_committed_sample():
     labels = traffic.read_labels(data / "traffic-sample-labels.csv")
     ours = evaluate.overall(result, labels)
     naive = evaluate.overall(result, labels, evaluate.volume_baseline(result.rules))
-    # the sample is a generated personal site's day no parameter was chosen on (notebook 02 tunes elsewhere)
-    assert ours["f1"] > naive["f1"]
-    assert naive["fp"] > 0  # volume fires on genuine crawlers, monitors, feed readers
+    curriculum = evaluate.overall(
+        replay_file(data / "traffic-sample.log.gz", rules=evaluate.curriculum_rules(result.rules)), labels
+    )
+    # relative, not a tuned number: the defaults were not chosen on this sample, and they must beat both of the
+    # curriculum's rules by a wide margin (volume only fires on the campus, the developer and real crawlers)
+    assert ours["f1"] > max(naive["f1"], curriculum["f1"]) + 0.3
+    assert naive["fp"] > 0
 
 
 # ------------------------------------------------------------------------------------------- the task
@@ -165,7 +169,7 @@ def test_task_is_idempotent_and_updates_known_addresses(sample):
     assert {r["ip_address"]: r for r in SuspiciousIP.objects.values()} == before  # not even updated_at moved
 
     # the next hour the scanner comes back with another trick: its row is updated, not duplicated
-    scanner = next(ip for ip in sorted(before) if sample.labels[ip].label == "attack")
+    scanner = next(ip for ip, label in sorted(sample.labels.items()) if label.label == "attack" and ip in before)
     later = end.timestamp() + 60
     request_log_load(
         Record(later + i, scanner, "POST", "/api/auth/token/", 401, "python-requests/2.31.0", "") for i in range(12)

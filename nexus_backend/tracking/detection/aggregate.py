@@ -70,19 +70,30 @@ class IPStats:
         self.requests = 0
         self.first = float("inf")
         self.last = float("-inf")
-        for name in _COUNTS:
-            setattr(self, name, 0)
-        # pages: distinct non-static paths; probe_paths: those answered 4xx; cms_paths: probe-family paths;
-        # served_families: probe families it got a 2xx from while browsing (with a referrer); odd_agents:
-        # obsolete or impossible user agents; ref_hosts / asset_ref_hosts: referrer hosts (of static requests)
-        for name in _SETS:
-            setattr(self, name, set())
+        # (assigned one by one, not in a loop over _COUNTS / _SETS: a replay makes one of these per address
+        # and window, and setattr in a loop costs a third of the aggregation)
+        self.static = self.sensitive = self.auth_attempts = self.auth_failures = self.scanner = 0
+        self.absent_agent = self.referred = self.browser = self.obsolete = self.impossible = 0
+        self.spam_signature = self.bad_request = self.declared_bot = self.sensitive_ok = 0
+        self.post = self.get = self.browser_post_unreferred = 0
+        self.pages: set[str] = set()  # distinct non-static paths
+        self.probe_paths: set[str] = set()  # ... of them answered 4xx
+        self.cms_paths: set[str] = set()  # probe-family paths that counted as probes
+        self.sensitive_paths: set[str] = set()
+        self.served_families: set[str] = set()  # probe families it got a 2xx from while browsing (referred)
+        self.scanner_agents: set[str] = set()
+        self.agents: set[str] = set()
+        self.odd_agents: set[str] = set()  # obsolete or impossible user agents
+        self.crawler_claims: set[str] = set()
+        self.ref_hosts: set[str] = set()  # referrer hosts
+        self.asset_ref_hosts: set[str] = set()  # referrer hosts of its static requests
+        self.post_ref_hosts: set[str] = set()  # referrer hosts of its form POSTs ("" none)
         self.actions: dict[str, int] = {}  # fingerprint -> count
         self.statuses: dict[str, int] = {}  # "2xx" -> count
         self.probes: dict[str, int] = {}  # probe family -> requests that count as probes
-        self.offsite: dict[str, int] = {}  # "host page" of a request with a referrer from another host -> count
+        self.offsite: dict[str, int] = {}  # referrer host -> its non-static requests (off-site: decided later)
         self.gets: dict[str, float] = {}  # non-static path -> first GET
-        self.posts: dict[str, float] = {}  # form path (not API, not login) -> first POST
+        self.posts: dict[str, float] = {}  # form path (not API) -> first POST
         self.examples: dict[str, list[str]] = {}  # kind -> a few "METHOD path status" that were that kind
 
     def merge(self, other: IPStats) -> None:
@@ -131,6 +142,10 @@ class IPStats:
             value = data[name]
             setattr(stats, name, set(value) if isinstance(getattr(stats, name), set) else value)
         return stats
+
+
+_CACHES: dict[str, tuple[dict, ...]] = {}  # fingerprint -> the classification caches (see Aggregator)
+CACHE_SIZE = 200_000  # entries per cache: beyond, values are computed each time
 
 
 class PathClass(NamedTuple):
@@ -185,11 +200,14 @@ class Aggregator:
         self._form_auth_statuses = frozenset(r["auth_failures"]["form_statuses"])
         self._action_methods = frozenset(r["fingerprint_burst"]["methods"])
         self._methods = frozenset(r["bad_request"]["methods"])
-        self._paths: dict[str, PathClass] = {}
-        self._agents: dict[str, AgentClass] = {}
-        self._hosts: dict[str, str] = {}
-        self._groups: dict[str, str] = {}
-        self._klass: dict[int, str] = {}
+        # What a path, request, agent, referrer and address are depends only on the fingerprint: the caches are
+        # shared by every aggregator of it (the hourly task of a long-lived worker starts warm).
+        caches = _CACHES.get(self.fingerprint)
+        if caches is None:
+            if len(_CACHES) >= 4:
+                _CACHES.clear()
+            caches = _CACHES[self.fingerprint] = ({}, {}, {}, {}, {}, {})
+        self._paths, self._requests, self._agents, self._hosts, self._groups, self._klass = caches
         self._memo: dict | None = None
 
     def memo(self) -> dict:
@@ -216,7 +234,7 @@ class Aggregator:
                 bool(self._spam(path)),
                 not path.startswith("/"),
             )
-            if len(self._paths) < 1_000_000:
+            if len(self._paths) < CACHE_SIZE:
                 self._paths[path] = cls
         return cls
 
@@ -232,7 +250,7 @@ class Aggregator:
                 lower.startswith("mozilla/") and not declared,
                 declared,
             )
-            if len(self._agents) < 200_000:
+            if len(self._agents) < CACHE_SIZE:
                 self._agents[agent] = cls
         return cls
 
@@ -241,7 +259,7 @@ class Aggregator:
         key = self._groups.get(ip)
         if key is None:
             key = address_group(ip) or ip
-            if len(self._groups) < 500_000:
+            if len(self._groups) < CACHE_SIZE:
                 self._groups[ip] = key
         return key
 
@@ -249,11 +267,34 @@ class Aggregator:
         host = self._hosts.get(referrer)
         if host is None:
             host = referrer_host(referrer)
-            if len(self._hosts) < 200_000:
+            if len(self._hosts) < CACHE_SIZE:
                 self._hosts[referrer] = host
         return host
 
     # ------------------------------------------------------------------ input
+
+    def request_class(self, method: str, path: str, status: int) -> tuple:
+        """What a (method, path, status) is, computed once: ``(static, form_post, rare, pc)``; ``rare`` says one of
+        the less common kinds (sensitive, probe family, login, spam, bad request, action) applies."""
+        key = (method, path, status)
+        rc = self._requests.get(key)
+        if rc is None:
+            pc = self.path_class(path)
+            login = pc.auth and method == "POST"
+            rare = (
+                pc.sensitive
+                or bool(pc.family)
+                or login
+                or (pc.spam and method == "POST")
+                or pc.absolute
+                or method not in self._methods
+                or (pc.action and method in self._action_methods)
+            )
+            form_post = not pc.static and method == "POST" and not (pc.api or pc.action)
+            rc = (pc.static, form_post, rare, pc)
+            if len(self._requests) < CACHE_SIZE:
+                self._requests[key] = rc
+        return rc
 
     def add_group(
         self,
@@ -269,7 +310,10 @@ class Aggregator:
         last: float,
     ) -> None:
         self._memo = None
-        key = (window, self.group(ip))
+        group = self._groups.get(ip)
+        if group is None:
+            group = self.group(ip)
+        key = (window, group)
         s = self.stats.get(key)
         if s is None:
             s = self.stats[key] = IPStats()
@@ -282,13 +326,22 @@ class Aggregator:
         if klass is None:
             klass = self._klass[status] = f"{status // 100}xx"
         s.statuses[klass] = s.statuses.get(klass, 0) + count
-        pc = self.path_class(path)
-        host = self.host(referrer) if referrer else ""
+        static, form_post, rare, pc = self._requests.get((method, path, status)) or self.request_class(
+            method, path, status
+        )
+        host = ""
+        if referrer:
+            host = self._hosts.get(referrer)
+            if host is None:
+                host = self.host(referrer)
+            s.referred += count
+            if host:
+                s.ref_hosts.add(host)
         if method == "POST":
             s.post += count
-        elif method in ("GET", "HEAD"):
+        elif method == "GET" or method == "HEAD":
             s.get += count
-        if pc.static:
+        if static:
             s.static += count
             if host:
                 s.asset_ref_hosts.add(host)
@@ -297,13 +350,41 @@ class Aggregator:
             if 400 <= status < 500:
                 s.probe_paths.add(path)
             if method == "GET":
-                if path not in s.gets or first < s.gets[path]:
+                if first < s.gets.get(path, first + 1):
                     s.gets[path] = first
-            elif method == "POST" and not (pc.api or pc.action):  # a form: HTML login forms included
-                if path not in s.posts or first < s.posts[path]:
+            elif form_post:  # a form: HTML login forms included
+                if first < s.posts.get(path, first + 1):
                     s.posts[path] = first
                 s.post_ref_hosts.add(host)  # "" when the form POST came without a referrer
                 s.example("form_post", method, path, status)
+            if host:
+                s.offsite[host] = s.offsite.get(host, 0) + count
+        if rare:
+            self._add_rare(s, pc, method, path, status, agent, referrer, host, count)
+        if agent:
+            s.agents.add(agent)
+            ac = self._agents.get(agent) or self.agent_class(agent)
+            if ac.browser:
+                s.browser += count
+                if method == "POST" and not referrer:
+                    s.browser_post_unreferred += count
+            elif ac.declared_bot:
+                s.declared_bot += count
+            if ac.scanner:
+                s.scanner += count
+                s.scanner_agents.add(agent)
+            if ac.claims:
+                s.crawler_claims.update(ac.claims)
+            if ac.odd:
+                s.odd_agents.add(agent)
+                if ac.odd == 2:
+                    s.impossible += count
+                else:
+                    s.obsolete += count
+        else:
+            s.absent_agent += count
+
+    def _add_rare(self, s: IPStats, pc: PathClass, method, path, status, agent, referrer, host, count) -> None:
         if pc.sensitive and not (pc.auth and method == "POST"):  # a login POST is auth_failures' business
             if status >= self._min_status:
                 s.sensitive += count
@@ -314,10 +395,9 @@ class Aggregator:
         if pc.family:
             if 200 <= status < 300 and host:
                 s.served_families.add(pc.family)
-            if status >= 400 or not host:  # a page it was let into while browsing is not a probe
-                s.probes[pc.family] = s.probes.get(pc.family, 0) + count
-                s.cms_paths.add(path)
-                s.example(f"probe:{pc.family}", method, path, status)
+            s.probes[pc.family] = s.probes.get(pc.family, 0) + count
+            s.cms_paths.add(path)
+            s.example(f"probe:{pc.family}", method, path, status)
         if pc.auth and method == "POST":
             s.auth_attempts += count
             # an API answers a failed login 4xx; an HTML form shows itself again (200) and redirects on success
@@ -330,35 +410,6 @@ class Aggregator:
         if pc.absolute or method not in self._methods:
             s.bad_request += count
             s.example("bad_request", method, path, status)
-        if agent:
-            s.agents.add(agent)
-            ac = self.agent_class(agent)
-            if ac.scanner:
-                s.scanner += count
-                s.scanner_agents.add(agent)
-            if ac.claims:
-                s.crawler_claims.update(ac.claims)
-            if ac.odd:
-                s.odd_agents.add(agent)
-                if ac.odd == 2:
-                    s.impossible += count
-                else:
-                    s.obsolete += count
-            if ac.browser:
-                s.browser += count
-                if method == "POST" and not referrer:
-                    s.browser_post_unreferred += count
-            if ac.declared_bot:
-                s.declared_bot += count
-        else:
-            s.absent_agent += count
-        if referrer:
-            s.referred += count
-            if host:
-                s.ref_hosts.add(host)
-                if not pc.static:
-                    page = f"{host} {path}"
-                    s.offsite[page] = s.offsite.get(page, 0) + count
         if pc.action and method in self._action_methods:
             fp = f"{method} {path} | {agent} | {referrer}"
             s.actions[fp] = s.actions.get(fp, 0) + count

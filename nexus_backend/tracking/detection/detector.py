@@ -64,13 +64,25 @@ def _sample(values: Iterable[str]) -> list[str]:
     return sorted(values)[:SAMPLE]
 
 
-def _network(key: str):
-    """An address group key (``203.0.113.7`` or ``2001:db8:1:2::/64``) as a network."""
-    return ipaddress.ip_network(key, strict=False)
+def _span(key: str) -> tuple[int, int, int]:
+    """An address group key (``203.0.113.7`` or ``2001:db8:1:2::/64``) as ``(version, first, last)`` integers."""
+    if "/" in key:
+        net = ipaddress.ip_network(key, strict=False)
+        return net.version, int(net.network_address), int(net.broadcast_address)
+    if ":" in key:
+        value = int.from_bytes(socket.inet_pton(socket.AF_INET6, key), "big")
+        return 6, value, value
+    value = int.from_bytes(socket.inet_aton(key), "big")  # keys are normalised addresses (parsers, address_group)
+    return 4, value, value
 
 
-def _in(networks: tuple, net) -> bool:
-    return any(net.version == n.version and net.subnet_of(n) for n in networks)
+def _spans(networks: tuple) -> tuple[tuple[int, int, int], ...]:
+    return tuple((n.version, int(n.network_address), int(n.broadcast_address)) for n in networks)
+
+
+def _in(spans: tuple, span: tuple[int, int, int]) -> bool:
+    version, first, last = span
+    return any(v == version and lo <= first and last <= hi for v, lo, hi in spans)
 
 
 # ------------------------------------------------------------------------------------------- what the site serves
@@ -99,7 +111,8 @@ def learn_site(aggregator: Aggregator, rules: RuleSet, served_families: Iterable
         return memo[key]
     asset_hosts: dict[str, int] = {}
     ref_hosts: dict[str, int] = {}
-    family_clients: dict[str, set[str]] = {}
+    family_clients: dict[str, set[str]] = {}  # clients that loaded assets too (where the site has assets)
+    family_browsers: dict[str, set[str]] = {}  # clients that requested several pages (where it has none)
     failing: dict[int, int] = {}
     requests = static = browsers = referring = 0
     for (w, ip), s in aggregator.stats.items():
@@ -110,7 +123,10 @@ def learn_site(aggregator: Aggregator, rules: RuleSet, served_families: Iterable
         for host in s.ref_hosts:
             ref_hosts[host] = ref_hosts.get(host, 0) + 1
         for family in s.served_families:
-            family_clients.setdefault(family, set()).add(ip)
+            if s.static:
+                family_clients.setdefault(family, set()).add(ip)
+            if len(s.pages) >= 3:
+                family_browsers.setdefault(family, set()).add(ip)
         if _only_failed_logins(s, max_other):
             failing[w] = failing.get(w, 0) + 1
         if s.browser >= 3:
@@ -122,11 +138,15 @@ def learn_site(aggregator: Aggregator, rules: RuleSet, served_families: Iterable
         if counts:
             top = max(counts.values())
             own = {h for h, n in counts.items() if n >= max(2, top // 4)} or {max(counts, key=counts.get)}
-    served = {f for f, ips in family_clients.items() if len(ips) >= site["served_min_clients"]}
+    has_assets = requests > 0 and static >= site["min_static_share"] * requests
+    # A family is served when readers browse it: a 2xx with a referrer from clients that also loaded assets (or,
+    # on a site without assets, requested several pages), so probes answered 200 by a catch-all do not count.
+    readers = family_clients if has_assets else family_browsers
+    served = {f for f, ips in readers.items() if len(ips) >= site["served_min_clients"]}
     out = Site(
         own_hosts=frozenset(own),
         served=frozenset(served | set(served_families)),
-        has_assets=requests > 0 and static >= site["min_static_share"] * requests,
+        has_assets=has_assets,
         browsers_refer=browsers >= 5 and referring >= 0.5 * browsers,  # unknown (False) on too few browsers
         failing_logins=failing,
     )
@@ -169,12 +189,15 @@ def _requests(s: IPStats, *kinds: str) -> list[str]:
 
 
 def rule_cms_probe(s: IPStats, p: dict, c: Context) -> Hit | None:
-    hits = {f: n for f, n in s.probes.items() if f not in c.site.served or f in p["secret_families"]}
+    secret = p["secret_families"]
+    # not a probe: a family the site serves, or one this client browsed (a 2xx with a referrer, assets loaded:
+    # the owner in their own phpMyAdmin); secrets are never served
+    browsed = s.served_families if s.static else ()
+    hits = {f: n for f, n in s.probes.items() if f in secret or (f not in c.site.served and f not in browsed)}
     total = sum(hits.values())
     if not hits or total < p["min_hits"]:
         return None
-    secret = any(f in p["secret_families"] for f in hits)
-    score = max(p["score"], p["secret_score"]) if secret else p["score"]
+    score = max(p["score"], p["secret_score"]) if any(f in secret for f in hits) else p["score"]
     families = sorted(hits)
     kinds = [f"probe:{f}" for f in families]
     shown = ", ".join(_requests(s, *kinds)[:3])
@@ -304,27 +327,24 @@ def rule_referrer_spam(s: IPStats, p: dict, c: Context) -> Hit | None:
     if not s.offsite:
         return None
     benign = c.compiled["benign_hosts"].search
-    words = c.compiled["spam_words"].search
     own = c.site.own_hosts
-    offsite = {}
-    for hp, n in s.offsite.items():
-        host = hp.split(" ", 1)[0]
-        if host not in own and not benign(host):
-            offsite[hp] = n
+    offsite = {host: n for host, n in s.offsite.items() if host not in own and not benign(host)}
     if not offsite:
         return None
-    spammy = sorted(hp for hp in offsite if words(hp.split(" ", 1)[0]))
+    words = c.compiled["spam_words"].search
+    spammy = sorted(host for host in offsite if words(host))
     if spammy:
-        return Hit(p["keyword_score"], f"a spam referrer ({spammy[0][:80]})", {"referred": spammy[:SAMPLE]})
+        return Hit(p["keyword_score"], f"a spam referrer ({spammy[0][:80]})", {"referrers": spammy[:SAMPLE]})
     if c.site.has_assets and s.static:
         return None  # a reader who followed a link loads the page's assets
-    page, n = max(offsite.items(), key=lambda kv: (kv[1], kv[0]))
+    host, n = max(offsite.items(), key=lambda kv: (kv[1], kv[0]))
     if n < p["min_repeats"] or len(s.pages) > 3:
         return None
+    pages = c.sample("pages", s.pages)
     return Hit(
         p["score"],
-        f"{n} requests for one page from the off-site referrer {page.split(' ', 1)[0][:60]}, nothing else loaded",
-        {"referred": [page], "repeats": n},
+        f"{n} requests for {', '.join(pages)} from the off-site referrer {host[:60]}, nothing else loaded",
+        {"referrers": [host], "repeats": n, "pages": pages},
     )
 
 
@@ -342,8 +362,9 @@ def rule_form_spam(s: IPStats, p: dict, c: Context) -> Hit | None:
     how = "without loading the form" if blind else f"within {p['max_seconds']} s of loading the form"
     tool = s.requests > s.browser + s.absent_agent
     # A reader who loaded the page in an earlier window (its assets cached) posts without a GET here, but from a
-    # page of this site: a blind POST whose every referrer is this site is only medium evidence.
-    from_site = bool(blind) and len(blind) == len(fast) and "" not in s.post_ref_hosts
+    # page of this site: a blind POST whose every referrer is this site is only medium evidence. Not for a login
+    # form: people submit those right after loading them, and brute-force tools send the form as referrer.
+    from_site = bool(blind) and len(blind) == len(fast) and "" not in s.post_ref_hosts and not s.auth_attempts
     from_site = from_site and s.post_ref_hosts <= c.site.own_hosts
     return Hit(
         p["tool_score"] if tool or from_site else p["score"],
@@ -429,17 +450,18 @@ class _Derived:
         self.memo = aggregator.memo()
         self.stats = aggregator.stats
 
-    def networks(self) -> dict[str, object]:
-        nets = self.memo.get("networks")
-        if nets is None:
-            nets = self.memo["networks"] = {ip: _network(ip) for _, ip in self.stats}
-        return nets
+    def spans(self) -> dict[str, tuple[int, int, int]]:
+        out = self.memo.get("spans")
+        if out is None:
+            out = self.memo["spans"] = {ip: _span(ip) for ip in {ip for _, ip in self.stats}}
+        return out
 
     def whitelisted(self, whitelist: tuple) -> set[str]:
         key = ("whitelisted", whitelist)
         out = self.memo.get(key)
         if out is None:
-            out = self.memo[key] = {ip for ip, net in self.networks().items() if _in(whitelist, net)}
+            spans = _spans(whitelist)
+            out = self.memo[key] = {ip for ip, span in self.spans().items() if _in(spans, span)}
         return out
 
     def verified(self, crawlers: dict, verify_dns: bool) -> set[str]:
@@ -448,14 +470,14 @@ class _Derived:
         key = ("verified", tuple(crawlers), verify_dns)
         out = self.memo.get(key)
         if out is None:
-            nets = self.networks()
+            spans = self.spans()
             claims: dict[str, set[str]] = {}
             for (_, ip), s in self.stats.items():
                 if s.crawler_claims:
                     claims.setdefault(ip, set()).update(s.crawler_claims)
             out = set()
             for ip, names in claims.items():
-                if any(_in(crawlers[n].networks, nets[ip]) for n in names) or (
+                if any(_in(_spans(crawlers[n].networks), spans[ip]) for n in names) or (
                     verify_dns and any(fcrdns(ip, crawlers[n].rdns) for n in names)
                 ):
                     out.add(ip)
@@ -538,16 +560,13 @@ def _judge(aggregator, rules, table, skip, site, ranked, derived) -> list[Findin
     findings = []
     r = rules.data["rules"]
     window, threshold, compiled = rules.window_seconds, rules.threshold, rules.compiled
+    ctx = Context((0, ""), site, compiled, ranked, derived)
     for key, s in aggregator.stats.items():
         w, ip = key
         if ip in skip:
             continue
-        ctx = Context(key, site, compiled, ranked, derived)
-        hits = []
-        for name, fn, params in table:
-            hit = fn(s, params, ctx)
-            if hit is not None:
-                hits.append((name, hit))
+        ctx.key = key
+        hits = [(name, hit) for name, fn, params in table if (hit := fn(s, params, ctx)) is not None]
         if not hits:
             continue
         names = [name for name, _ in hits]
