@@ -110,7 +110,7 @@ def viral_poll(b: Builder, site: Site, n: int) -> None:
     for _ in range(n):
         ip = b.ip("viral_poll", hosting=False, v6=0.4)
         visit(b, site, ip, agents.browser(rng), t0 + rng.expovariate(1 / (2 * HOUR)), referrer=source, page=page,
-              pages=b.count(1.6, high=8), login=0.5, act=0.6, new_account=0.7)  # fmt: skip
+              pages=b.count(1.6, high=8), login=0.5 if site.polls else 0.02, act=0.6, new_account=0.7)  # fmt: skip
 
 
 def campus_nat(b: Builder, site: Site, n: int) -> None:
