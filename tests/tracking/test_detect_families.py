@@ -270,6 +270,17 @@ def _comment_after_an_hour():
                  agent=SAFARI)]  # fmt: skip
 
 
+def _login_across_the_hour():
+    # the login page was loaded at 09:59; the POST (a success: redirected) lands in the 10:00 window
+    return [line("203.0.114.11", "POST /login/ HTTP/2.0", 302, referrer=f"{SITE}/login/", agent=FIREFOX)]
+
+
+def _carrier_nat_logins():
+    agent = "NexusPolls/2.3 (Android 14; Pixel 8) okhttp/4.12.0"
+    fails = [line("203.0.114.12", "POST /login/ HTTP/2.0", 200, agent=agent, second=s) for s in range(0, 500, 100)]
+    return fails + [line("203.0.114.12", "POST /login/ HTTP/2.0", 302, agent=agent, second=s) for s in (50, 450)]
+
+
 def _typing_a_url():
     return [line("203.0.114.9", "GET /posts/hello-world/ HTTP/2.0", agent=SAFARI)]
 
@@ -286,6 +297,8 @@ BENIGN = [
     ("a reader following a small blog's link", _reader_from_a_link, "203.0.114.8"),
     ("one page typed into the address bar", _typing_a_url, "203.0.114.9"),
     ("a comment on a page read an hour earlier", _comment_after_an_hour, "203.0.114.10"),
+    ("a login whose form was loaded in the previous window", _login_across_the_hour, "203.0.114.11"),
+    ("a carrier NAT: typos between successful logins", _carrier_nat_logins, "203.0.114.12"),
 ]
 
 

@@ -177,6 +177,10 @@ class Context:
     ranked: dict
     derived: _Derived
 
+    @property
+    def login_paths(self) -> Callable[[str], object]:
+        return self.compiled["auth"].search
+
     def sample(self, name: str, values: set[str]) -> list[str]:
         return self.derived.sample(self.key, name, values)
 
@@ -353,8 +357,12 @@ def rule_form_spam(s: IPStats, p: dict, c: Context) -> Hit | None:
     loaded. Medium when the client names itself a tool (curl, a script): a developer testing their own form."""
     if not s.posts or s.static:
         return None
+    logins = c.login_paths
     fast = sorted(
-        path for path, posted in s.posts.items() if path not in s.gets or posted - s.gets[path] < p["max_seconds"]
+        path
+        for path, posted in s.posts.items()
+        if (path not in s.gets or posted - s.gets[path] < p["max_seconds"])
+        and (s.auth_failures or not logins(path))  # a blind login that succeeded guessed nothing
     )
     if not fast:
         return None
