@@ -94,8 +94,7 @@ def test_command_user_mistakes_are_one_line_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def sample():
-    t = traffic.generate(seed=11, hours=1, scale=0.5)
-    return t
+    return traffic.generate(world="polls", seed=11, hours=1, scale=2.0)
 
 
 def test_replay_log_command_writes_the_flagged_csv(tmp_path, sample, capsys):

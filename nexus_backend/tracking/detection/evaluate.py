@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
 
 from ..client_ip import address_group
 from .detector import by_ip, judge
 from .replay import ReplayResult
-from .rules import RuleSet
+from .rules import RulesError, RuleSet, load_rules
 
 CURRICULUM_PATHS = ["^/admin(/|$)", "^/login(/|$)"]
 
@@ -197,3 +200,25 @@ def tune(result: ReplayResult, labels: dict, grid: dict[str, list]) -> tuple[dic
     rows = sweep(result, labels, grid)
     best = max(rows, key=lambda r: (round(r["f1"], 9), -r["fp"], strictness({n: r[n] for n in grid})))
     return {name: best[name] for name in grid}, rows
+
+
+def write_recommended(path, params: dict, *, note: str = "") -> Path:
+    """Write ``params`` (``{"threshold": 0.6, "auth_failures.min_failures": 5}``) as a rules file that says only what
+    it changes (laid over ``rules.yaml`` when loaded, so it stays valid as the defaults evolve), then load it back:
+    a parameter the rules do not have is refused with ``RulesError`` naming it, and nothing is left written."""
+    overlay: dict = {}
+    for name, value in params.items():
+        if "." in name:
+            rule, _, key = name.partition(".")
+            overlay.setdefault("rules", {}).setdefault(rule, {})[key] = value
+        else:
+            overlay[name] = value
+    path = Path(path)
+    header = "".join(f"# {line}\n" for line in note.splitlines())
+    path.write_text(header + yaml.safe_dump(overlay, sort_keys=True, width=120), encoding="utf-8")
+    try:
+        load_rules(path)
+    except RulesError:
+        path.unlink()
+        raise
+    return path

@@ -230,6 +230,12 @@ def ipv6_in(rng: random.Random, prefix: str) -> str:
     return str(ipaddress.ip_address(prefix + ":".join(f"{rng.randint(0, 0xFFFF):x}" for _ in range(4))))
 
 
+def ipv6_sibling(rng: random.Random, ip: str) -> str:
+    """Another address in ``ip``'s /64 (what IPv6 privacy extensions give the same device a day later)."""
+    net = ipaddress.IPv6Network((ip, 64), strict=False)
+    return str(net.network_address + rng.getrandbits(64))
+
+
 def in_network(rng: random.Random, network: str) -> str:
     net = ipaddress.ip_network(network)
     if net.num_addresses == 1:

@@ -303,7 +303,8 @@ def low_and_slow(b: Builder, site: Site, n: int) -> None:
         ip = b.ip("low_and_slow", hosting=rng.random() < 0.5)
         kind = rng.choice(["login", "probe", "spam"])
         agent = attack_agent(b, browser=0.7)
-        t = b.start + rng.uniform(0, 12 * HOUR)
+        per_day = rng.randint(1, 4)
+        t = b.start + rng.uniform(0, DAY / per_day)
         while t < b.end:
             if kind == "login":
                 _login_try(b, site, ip, agent, t, form=0.3)
@@ -311,4 +312,4 @@ def low_and_slow(b: Builder, site: Site, n: int) -> None:
                 probe(b, site, ip, agent, t, rng.choice(PROBES))
             else:
                 b.add(t, ip, "POST", rng.choice(targets), rng.choice([302, 403, 201]), agent, "")
-            t += rng.uniform(0.2, 1.0) * DAY / rng.randint(1, 4)
+            t += rng.uniform(0.5, 1.5) * DAY / per_day

@@ -20,7 +20,8 @@ def _entry_referrer(b: Builder) -> str:
 
 
 def visit(b: Builder, site: Site, ip: str, agent: str, t: float, *, referrer: str = "", page: str = "",
-          pages: int = 0, login: float = 0.15, act: float = 0.3, cached: bool = False) -> float:  # fmt: skip
+          pages: int = 0, login: float = 0.15, act: float = 0.3, cached: bool = False,
+          new_account: float = 0.1) -> float:  # fmt: skip
     """A person reading: pages with their assets and API calls, sometimes a login (with typos), a vote or a
     comment. Returns the time the visit ends."""
     rng = b.rng
@@ -51,22 +52,27 @@ def visit(b: Builder, site: Site, ip: str, agent: str, t: float, *, referrer: st
             if rng.random() < act:
                 t0 += b.think(20)
                 if not logged_in and rng.random() < login / max(act, 1e-9):
-                    t0 = sign_in(b, site, ip, agent, t0, url)
+                    t0 = sign_in(b, site, ip, agent, t0, url, new=rng.random() < new_account)
                     logged_in = True
                 if site.polls and page != "/" and logged_in:
                     pid = page.rsplit("/", 1)[-1]
-                    b.add(t0 + rng.uniform(2, 20), ip, "POST", f"/api/polls/{pid}/vote/", rng.choice([201] * 8 + [409]),
-                          agent, url)  # fmt: skip
+                    t0 += rng.uniform(2, 20)
+                    b.add(t0, ip, "POST", f"/api/polls/{pid}/vote/", rng.choice([201] * 8 + [409]), agent, url)
                 elif page in site.comment_posts and rng.random() < 0.15:
-                    b.add(t0 + b.think(120), ip, "POST", site.comment_posts[page], 302, agent, url)
+                    t0 += b.think(120)  # reads, then writes a comment
+                    b.add(t0, ip, "POST", site.comment_posts[page], 302, agent, url)
             t = t0
         referrer = url
         t += b.think(25)
     return t
 
 
-def sign_in(b: Builder, site: Site, ip: str, agent: str, t: float, referrer: str) -> float:
+def sign_in(b: Builder, site: Site, ip: str, agent: str, t: float, referrer: str, *, new: bool = False) -> float:
+    """Logs in (after creating the account when ``new``, on the poll site), with an occasional typo first."""
     rng = b.rng
+    if new and site.polls:
+        t += b.think(40)
+        b.add(t, ip, "POST", "/api/auth/register/", rng.choice([201] * 9 + [400]), agent, referrer)
     if site.login_page:
         t += rng.uniform(1, 5)
         b.add(t, ip, "GET", site.login_page, 200, agent, referrer)
@@ -86,6 +92,8 @@ def humans(b: Builder, site: Site, n: int) -> None:
         if returning and rng.random() < 0.25:
             ip, agent = rng.choice(returning)
             cached = True
+            if ":" in ip and rng.random() < 0.7:  # back a day later on a new privacy address of the same /64
+                ip = b.claim(agents.ipv6_sibling(rng, ip), "humans") or ip
         else:
             ip, agent, cached = b.ip("humans", hosting=False, v6=0.25), agents.browser(rng), False
             returning.append((ip, agent))
@@ -102,7 +110,7 @@ def viral_poll(b: Builder, site: Site, n: int) -> None:
     for _ in range(n):
         ip = b.ip("viral_poll", hosting=False, v6=0.4)
         visit(b, site, ip, agents.browser(rng), t0 + rng.expovariate(1 / (2 * HOUR)), referrer=source, page=page,
-              pages=b.count(1.6, high=8), login=0.5, act=0.6)  # fmt: skip
+              pages=b.count(1.6, high=8), login=0.5 if site.polls else 0.02, act=0.6, new_account=0.7)  # fmt: skip
 
 
 def campus_nat(b: Builder, site: Site, n: int) -> None:
@@ -124,7 +132,7 @@ def carrier_nat(b: Builder, site: Site, n: int) -> None:
         ip = rng.choice(ips)
         t = b.when()
         if rng.random() < 0.3:
-            b.add(t, ip, "POST", "/api/auth/token/refresh/" if site.polls else site.login_post, 200, agent)
+            b.add(t, ip, "POST", "/api/auth/token/refresh/" if site.polls else site.login_post, site.login_ok, agent)
         for _ in range(b.count(6, high=50)):
             t += b.think(8)
             path = rng.choice(site.api).replace("{pid}", str(rng.randint(1, max(1, site.polls))))
@@ -142,13 +150,17 @@ def developer(b: Builder, site: Site, n: int) -> None:
         ip = b.ip("developer", hosting=False, v6=0.2)
         tools = [agents.browser(rng), f"PostmanRuntime/7.3{rng.randint(2, 9)}.0",
                  agents.pick(rng, ["curl/8.{q}.0", "python-requests/2.{r}.0", "HTTPie/3.2.{q}"])]  # fmt: skip
+        posts = (["/api/polls/", "/api/polls/{pid}/vote/", "/graphql/"] if site.polls
+                 else [site.contact, *list(site.comment_posts.values())[:3]])  # fmt: skip
         for _ in range(b.count(3, high=8)):  # working sessions
             t = b.when()
             for _ in range(b.count(800, spread=0.6, high=5000)):
                 t += rng.expovariate(1 / 4)
-                path = rng.choice(site.api + site.pages[:3]).replace("{pid}", str(rng.randint(1, max(1, site.polls))))
-                status = rng.choices([200, 404, 400, 500, 401], [85, 5, 5, 2, 3])[0]
-                b.add(t, ip, rng.choice(["GET"] * 5 + ["POST"]), path, status, rng.choice(tools),
+                post = rng.random() < 0.15  # to what accepts a POST: the API, or the site's forms
+                path = rng.choice(posts if post else site.api + site.pages[:3])
+                path = path.replace("{pid}", str(rng.randint(1, max(1, site.polls))))
+                status = rng.choices([201 if post and site.polls else 200, 404, 400, 500, 401], [85, 5, 5, 2, 3])[0]
+                b.add(t, ip, "POST" if post else "GET", path, status, rng.choice(tools),
                       "http://localhost:5173/" if rng.random() < 0.6 else "")  # fmt: skip
                 if rng.random() < 0.01:
                     b.add(t + 1, ip, "POST", site.login_post, rng.choice([site.login_failed, site.login_ok]), tools[0])

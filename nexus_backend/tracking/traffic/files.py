@@ -26,13 +26,12 @@ def write_traffic(traffic: Traffic, log_path: str | Path, labels_path: str | Pat
     log_path, labels_path = Path(log_path), Path(labels_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     labels_path.parent.mkdir(parents=True, exist_ok=True)
-    if log_path.suffix == ".gz":  # mtime 0: the same traffic gives the same bytes
-        fh = gzip.GzipFile(log_path, "wb", mtime=0)
-    else:
-        fh = open(log_path, "wb")  # noqa: SIM115  (closed below)
-    with fh:
-        for line in iter_lines(traffic.records):
-            fh.write(line.encode("utf-8") + b"\n")
+    with open(log_path, "wb") as raw:
+        # no name, mtime 0 in the gzip header: the same traffic gives the same bytes
+        fh = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if log_path.suffix == ".gz" else raw
+        with fh:
+            for line in iter_lines(traffic.records):
+                fh.write(line.encode("utf-8") + b"\n")
     with open(labels_path, "w", encoding="utf-8", newline="") as out:
         w = csv.writer(out, lineterminator="\n")
         w.writerow(LABEL_COLUMNS)

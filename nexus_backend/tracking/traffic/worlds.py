@@ -35,7 +35,7 @@ POPULATION_FUNCTIONS = {
 
 MIXES: dict[str, dict[str, float]] = {
     "polls": {
-        "humans": 4200, "viral_poll": 400, "site_owner": 1, "campus_nat": 120, "carrier_nat": 800, "developer": 0.5,
+        "humans": 5600, "viral_poll": 400, "site_owner": 1, "campus_nat": 120, "carrier_nat": 800, "developer": 0.5,
         "uptime_monitors": 3, "partner_api": 2, "crawlers": 12, "seo_crawlers": 6,
         "scanners": 120, "fake_crawlers": 6, "credential_stuffing": 1, "password_spraying": 20, "brute_force": 2,
         "referrer_spam": 2, "signup_spam": 25, "trackback_spam": 6, "scrapers": 3, "headless_scrapers": 3,
