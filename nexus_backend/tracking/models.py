@@ -85,7 +85,7 @@ class SuspiciousIP(models.Model):
     Written only by ``detection.services.suspicious_ip_upsert`` (one ``INSERT … ON CONFLICT``), so running the
     hourly task twice over the same window changes nothing."""
 
-    ip_address = models.GenericIPAddressField(unique=True)
+    ip_address = NetworkField(unique=True, help_text="An address, or the /64 of an IPv6 client (address_group).")
     reason = models.CharField(max_length=255, help_text="The rules' reasons in the latest window, in words.")
     rules = ArrayField(models.CharField(max_length=64), default=list, help_text="Every rule it ever tripped.")
     score = models.FloatField(help_text="The highest score seen (0-1).")

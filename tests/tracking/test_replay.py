@@ -94,8 +94,7 @@ def test_command_user_mistakes_are_one_line_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def sample():
-    t = traffic.generate(seed=11, hours=1, scale=0.5)
-    return t
+    return traffic.generate(world="polls", seed=11, hours=1, scale=2.0)
 
 
 def test_replay_log_command_writes_the_flagged_csv(tmp_path, sample, capsys):
@@ -108,9 +107,11 @@ def test_replay_log_command_writes_the_flagged_csv(tmp_path, sample, capsys):
     assert {"ip", "rules", "score", "reasons"} <= set(rows[0])
     printed = capsys.readouterr().out
     assert "1 malformed" in printed and "malformed line" in printed and f"wrote {len(rows)} row(s)" in printed
-    flagged = {r["ip"] for r in rows}
-    scores = evaluate.confusion(flagged, traffic.read_labels(labels), sample.labels)
-    assert scores["precision"] >= 0.95 and scores["recall"] >= 0.95
+    assert "rule " in printed and "tripped" in printed  # the per-rule summary
+    replayed = replay_file(log)
+    assert {r["ip"] for r in rows} == set(replayed.flagged)
+    first = replayed.flagged[rows[0]["ip"]]
+    assert rows[0]["rules"] == " ".join(first.rules) and float(rows[0]["score"]) == pytest.approx(first.score, abs=1e-4)
 
 
 def test_detector_beats_the_volume_baseline_on_the_committed_sample():
@@ -121,8 +122,13 @@ def test_detector_beats_the_volume_baseline_on_the_committed_sample():
     labels = traffic.read_labels(data / "traffic-sample-labels.csv")
     ours = evaluate.overall(result, labels)
     naive = evaluate.overall(result, labels, evaluate.volume_baseline(result.rules))
-    assert ours["f1"] >= 0.95
-    assert naive["f1"] < 0.5 and naive["fp"] > 0  # fires on the campus, the developer, real crawlers
+    curriculum = evaluate.overall(
+        replay_file(data / "traffic-sample.log.gz", rules=evaluate.curriculum_rules(result.rules)), labels
+    )
+    # relative, not a tuned number: the defaults were not chosen on this sample, and they must beat both of the
+    # curriculum's rules by a wide margin (volume only fires on the campus, the developer and real crawlers)
+    assert ours["f1"] > max(naive["f1"], curriculum["f1"]) + 0.3
+    assert naive["fp"] > 0
 
 
 # ------------------------------------------------------------------------------------------- the task
@@ -163,7 +169,7 @@ def test_task_is_idempotent_and_updates_known_addresses(sample):
     assert {r["ip_address"]: r for r in SuspiciousIP.objects.values()} == before  # not even updated_at moved
 
     # the next hour the scanner comes back with another trick: its row is updated, not duplicated
-    scanner = next(ip for ip, (_, pop) in sample.labels.items() if pop == "scanners" and ip in before)
+    scanner = next(ip for ip, label in sorted(sample.labels.items()) if label.label == "attack" and ip in before)
     later = end.timestamp() + 60
     request_log_load(
         Record(later + i, scanner, "POST", "/api/auth/token/", 401, "python-requests/2.31.0", "") for i in range(12)

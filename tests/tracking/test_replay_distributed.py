@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_distributed_replay_equals_single_process(tmp_path, worker_queue):  # noqa: F811
     log, _ = traffic.write_traffic(
-        traffic.generate(seed=5, hours=2, scale=0.5), tmp_path / "t.log.gz", tmp_path / "l.csv"
+        traffic.generate(world="site", seed=5, hours=24, scale=0.5), tmp_path / "t.log.gz", tmp_path / "l.csv"
     )
     single = replay_file(log)
     spread = replay_distributed(log, chunks=5, queue=worker_queue, timeout=120)
@@ -26,4 +26,4 @@ def test_distributed_replay_equals_single_process(tmp_path, worker_queue):  # no
     assert {ip: (f.rules, f.score) for ip, f in spread.flagged.items()} == {
         ip: (f.rules, f.score) for ip, f in single.flagged.items()
     }
-    assert len(single.flagged) > 30
+    assert len(single.flagged) > 10

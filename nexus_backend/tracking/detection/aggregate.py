@@ -12,83 +12,121 @@ merged before the rules are applied, with the same result as one process (``repl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from typing import NamedTuple
+from urllib.parse import urlsplit
 
+from ..client_ip import address_group
 from .parsers import Record, no_gc
 from .rules import RuleSet
 
 SAMPLE = 5
 
 
-class IPStats:
-    """What one address did in one window."""
+_SETS = (
+    "post_ref_hosts",
+    "pages",
+    "probe_paths",
+    "sensitive_paths",
+    "cms_paths",
+    "scanner_agents",
+    "agents",
+    "crawler_claims",
+    "odd_agents",
+    "served_families",
+    "ref_hosts",
+    "asset_ref_hosts",
+)
+_COUNTS = (
+    "static",
+    "sensitive",
+    "auth_attempts",
+    "auth_failures",
+    "scanner",
+    "absent_agent",
+    "referred",
+    "browser",
+    "obsolete",
+    "impossible",
+    "spam_signature",
+    "bad_request",
+    "declared_bot",
+    "sensitive_ok",
+    "post",
+    "get",
+    "browser_post_unreferred",
+)
+_DICTS = ("actions", "statuses", "probes", "offsite")
+_FIRSTS = ("gets", "posts")  # path -> first time: merged by min
 
-    __slots__ = (
-        "requests",
-        "first",
-        "last",
-        "static",
-        "pages",
-        "probe_paths",
-        "sensitive",
-        "sensitive_paths",
-        "cms",
-        "cms_paths",
-        "auth_attempts",
-        "auth_failures",
-        "scanner",
-        "scanner_agents",
-        "absent_agent",
-        "agents",
-        "referred",
-        "crawler_claims",
-        "actions",
-        "statuses",
-    )
+
+class IPStats:
+    """What one address (an IPv6 /64) did in one window."""
+
+    __slots__ = ("requests", "first", "last", *_SETS, *_COUNTS, *_DICTS, *_FIRSTS, "examples")
 
     def __init__(self) -> None:
         self.requests = 0
         self.first = float("inf")
         self.last = float("-inf")
-        self.static = 0
+        # (assigned one by one, not in a loop over _COUNTS / _SETS: a replay makes one of these per address
+        # and window, and setattr in a loop costs a third of the aggregation)
+        self.static = self.sensitive = self.auth_attempts = self.auth_failures = self.scanner = 0
+        self.absent_agent = self.referred = self.browser = self.obsolete = self.impossible = 0
+        self.spam_signature = self.bad_request = self.declared_bot = self.sensitive_ok = 0
+        self.post = self.get = self.browser_post_unreferred = 0
         self.pages: set[str] = set()  # distinct non-static paths
-        self.probe_paths: set[str] = set()  # distinct non-static paths answered 4xx
-        self.sensitive = 0
+        self.probe_paths: set[str] = set()  # ... of them answered 4xx
+        self.cms_paths: set[str] = set()  # probe-family paths that counted as probes
         self.sensitive_paths: set[str] = set()
-        self.cms = 0
-        self.cms_paths: set[str] = set()
-        self.auth_attempts = 0
-        self.auth_failures = 0
-        self.scanner = 0
+        self.served_families: set[str] = set()  # probe families it got a 2xx from while browsing (referred)
         self.scanner_agents: set[str] = set()
-        self.absent_agent = 0
         self.agents: set[str] = set()
-        self.referred = 0
+        self.odd_agents: set[str] = set()  # obsolete or impossible user agents
         self.crawler_claims: set[str] = set()
+        self.ref_hosts: set[str] = set()  # referrer hosts
+        self.asset_ref_hosts: set[str] = set()  # referrer hosts of its static requests
+        self.post_ref_hosts: set[str] = set()  # referrer hosts of its form POSTs ("" none)
         self.actions: dict[str, int] = {}  # fingerprint -> count
         self.statuses: dict[str, int] = {}  # "2xx" -> count
+        self.probes: dict[str, int] = {}  # probe family -> requests that count as probes
+        self.offsite: dict[str, int] = {}  # referrer host -> its non-static requests (off-site: decided later)
+        self.gets: dict[str, float] = {}  # non-static path -> first GET
+        self.posts: dict[str, float] = {}  # form path (not API) -> first POST
+        self.examples: dict[str, list[str]] = {}  # kind -> a few "METHOD path status" that were that kind
 
     def merge(self, other: IPStats) -> None:
         self.requests += other.requests
         self.first = min(self.first, other.first)
         self.last = max(self.last, other.last)
-        for name in ("static", "sensitive", "cms", "auth_attempts", "auth_failures", "scanner", "absent_agent"):
+        for name in _COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.referred += other.referred
-        for name in (
-            "pages",
-            "probe_paths",
-            "sensitive_paths",
-            "cms_paths",
-            "scanner_agents",
-            "agents",
-            "crawler_claims",
-        ):
+        for name in _SETS:
             getattr(self, name).update(getattr(other, name))
-        for name in ("actions", "statuses"):
+        for name in _DICTS:
             mine = getattr(self, name)
             for key, value in getattr(other, name).items():
                 mine[key] = mine.get(key, 0) + value
+        for name in _FIRSTS:
+            mine = getattr(self, name)
+            for key, value in getattr(other, name).items():
+                if key not in mine or value < mine[key]:
+                    mine[key] = value
+        for kind, lines in other.examples.items():
+            self.examples[kind] = sorted(set(self.examples.get(kind, ())) | set(lines))[:SAMPLE]
+
+    def example(self, kind: str, method: str, path: str, status: int) -> None:
+        """Keep the first few (in sort order, so that merged chunks keep the same ones) requests of a kind."""
+        lines = self.examples.get(kind)
+        if lines is None:
+            lines = self.examples[kind] = []
+        line = f"{method or '?'} {path[:120]} {status}"
+        if line in lines or (len(lines) >= SAMPLE and line > lines[-1]):
+            return
+        lines.append(line)
+        lines.sort()
+        del lines[SAMPLE:]
 
     def to_json(self) -> dict:
         out = {}
@@ -106,8 +144,47 @@ class IPStats:
         return stats
 
 
+_CACHES: dict[str, tuple[dict, ...]] = {}  # fingerprint -> the classification caches (see Aggregator)
+CACHE_SIZE = 200_000  # entries per cache: beyond, values are computed each time
+
+
+def _remember(cache: dict, key, value):
+    """``value``, kept in ``cache`` under ``key`` unless the cache is full (then values are computed each time)."""
+    if len(cache) < CACHE_SIZE:
+        cache[key] = value
+    return value
+
+
+class PathClass(NamedTuple):
+    static: bool
+    sensitive: bool
+    family: str  # the probe family ("" none)
+    auth: bool
+    action: bool
+    api: bool
+    spam: bool  # a spam-bot URL signature
+    absolute: bool  # not an origin-form path: an absolute URL (proxy request), "*", garbage
+
+
+class AgentClass(NamedTuple):
+    scanner: bool
+    claims: tuple[str, ...]  # crawlers with published networks it claims to be
+    odd: int  # 0 fine, 1 obsolete, 2 impossible
+    browser: bool  # claims to be a browser
+    declared_bot: bool  # says it is a bot (bot/crawler/spider + a contact URL or a known name)
+
+
+def referrer_host(referrer: str) -> str:
+    """``https://www.Example.com:8080/a`` -> ``example.com`` ("" when there is no host)."""
+    try:
+        host = urlsplit(referrer).hostname or ""
+    except ValueError:
+        return ""
+    return host[4:] if host.startswith("www.") else host
+
+
 class Aggregator:
-    """``(window start, ip) -> IPStats`` for one ruleset's classification (``rules.fingerprint``)."""
+    """``(window start, address group) -> IPStats`` for one ruleset's classification (``rules.fingerprint``)."""
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
@@ -115,20 +192,29 @@ class Aggregator:
         self.window = rules.window_seconds
         self.stats: dict[tuple[int, str], IPStats] = {}
         c = rules.compiled
-        r = rules.data["rules"]
         self._static = c["static"].search
+        self._api = c["api"].search
         self._sensitive = c["sensitive"].search
-        self._cms = c["cms"].search
+        self._families = [(name, regex.search) for name, regex in c["families"].items()]
         self._auth = c["auth"].search
         self._action = c["actions"].search
+        self._spam = c["spam_signature"].search
         self._scanner = c["scanner"].search
-        self._crawlers = [(name, agent.search) for name, (agent, _) in c["crawlers"].items()]
+        self._crawlers = [(name, crawler.agent.search) for name, crawler in c["crawlers"].items()]
+        r = rules.data["rules"]
         self._min_status = r["sensitive_paths"]["min_status"]
-        self._auth_statuses = set(r["auth_failures"]["statuses"])
-        self._action_methods = set(r["fingerprint_burst"]["methods"])
-        self._paths: dict[str, tuple[bool, bool, bool, bool, bool]] = {}
-        self._agents: dict[str, tuple[bool, tuple[str, ...]]] = {}
-        self._klass: dict[int, str] = {}
+        self._auth_statuses = frozenset(r["auth_failures"]["statuses"])
+        self._form_auth_statuses = frozenset(r["auth_failures"]["form_statuses"])
+        self._action_methods = frozenset(r["fingerprint_burst"]["methods"])
+        self._methods = frozenset(r["bad_request"]["methods"])
+        # What a path, request, agent, referrer and address are depends only on the fingerprint: the caches are
+        # shared by every aggregator of it (the hourly task of a long-lived worker starts warm).
+        caches = _CACHES.get(self.fingerprint)
+        if caches is None:
+            if len(_CACHES) >= 4:
+                _CACHES.clear()
+            caches = _CACHES[self.fingerprint] = ({}, {}, {}, {}, {}, {})
+        self._paths, self._requests, self._agents, self._hosts, self._groups, self._klass = caches
         self._memo: dict | None = None
 
     def memo(self) -> dict:
@@ -141,29 +227,69 @@ class Aggregator:
 
     # ------------------------------------------------------------------ classification (cached per value)
 
-    def _path_class(self, path: str) -> tuple[bool, bool, bool, bool, bool]:
+    def path_class(self, path: str) -> PathClass:
         cls = self._paths.get(path)
         if cls is None:
-            cls = (
+            family = next((name for name, match in self._families if match(path)), "")
+            cls = PathClass(
                 bool(self._static(path)),
                 bool(self._sensitive(path)),
-                bool(self._cms(path)),
+                family,
                 bool(self._auth(path)),
                 bool(self._action(path)),
+                bool(self._api(path)),
+                bool(self._spam(path)),
+                not path.startswith("/"),
             )
-            if len(self._paths) < 1_000_000:
-                self._paths[path] = cls
+            _remember(self._paths, path, cls)
         return cls
 
-    def _agent_class(self, agent: str) -> tuple[bool, tuple[str, ...]]:
+    def agent_class(self, agent: str) -> AgentClass:
         cls = self._agents.get(agent)
         if cls is None:
-            cls = (bool(self._scanner(agent.lower())), tuple(n for n, match in self._crawlers if match(agent)))
-            if len(self._agents) < 200_000:
-                self._agents[agent] = cls
+            lower = agent.lower()
+            declared = bool(_DECLARED_BOT.search(lower))
+            cls = AgentClass(
+                bool(self._scanner(lower)),
+                tuple(n for n, match in self._crawlers if match(agent)),
+                agent_oddity(agent),
+                lower.startswith("mozilla/") and not declared,
+                declared,
+            )
+            _remember(self._agents, agent, cls)
         return cls
 
+    def group(self, ip: str) -> str:
+        """The address group detection keys on (``client_ip.address_group``: IPv6 by its /64)."""
+        key = self._groups.get(ip)
+        return key if key is not None else _remember(self._groups, ip, address_group(ip) or ip)
+
+    def host(self, referrer: str) -> str:
+        host = self._hosts.get(referrer)
+        return host if host is not None else _remember(self._hosts, referrer, referrer_host(referrer))
+
     # ------------------------------------------------------------------ input
+
+    def request_class(self, method: str, path: str, status: int) -> tuple:
+        """What a (method, path, status) is, computed once: ``(static, form_post, rare, pc)``; ``rare`` says one of
+        the less common kinds (sensitive, probe family, login, spam, bad request, action) applies."""
+        key = (method, path, status)
+        rc = self._requests.get(key)
+        if rc is None:
+            pc = self.path_class(path)
+            login = pc.auth and method == "POST"
+            rare = (
+                pc.sensitive
+                or bool(pc.family)
+                or login
+                or (pc.spam and method == "POST")
+                or pc.absolute
+                or method not in self._methods
+                or (pc.action and method in self._action_methods)
+            )
+            form_post = not pc.static and method == "POST" and not (pc.api or pc.action)
+            rc = _remember(self._requests, key, (pc.static, form_post, rare, pc))
+        return rc
 
     def add_group(
         self,
@@ -179,7 +305,10 @@ class Aggregator:
         last: float,
     ) -> None:
         self._memo = None
-        key = (window, ip)
+        group = self._groups.get(ip)
+        if group is None:
+            group = self.group(ip)
+        key = (window, group)
         s = self.stats.get(key)
         if s is None:
             s = self.stats[key] = IPStats()
@@ -192,38 +321,116 @@ class Aggregator:
         if klass is None:
             klass = self._klass[status] = f"{status // 100}xx"
         s.statuses[klass] = s.statuses.get(klass, 0) + count
-        static, sensitive, cms, auth, action = self._path_class(path)
+        static, form_post, rare, pc = self._requests.get((method, path, status)) or self.request_class(
+            method, path, status
+        )
+        host = ""
+        if referrer:
+            host = self._hosts.get(referrer)
+            if host is None:
+                host = self.host(referrer)
+            s.referred += count
+            if host:
+                s.ref_hosts.add(host)
+        if method == "POST":
+            s.post += count
+        elif method == "GET" or method == "HEAD":
+            s.get += count
         if static:
             s.static += count
+            if host:
+                s.asset_ref_hosts.add(host)
         else:
             s.pages.add(path)
             if 400 <= status < 500:
                 s.probe_paths.add(path)
-        if sensitive and status >= self._min_status:
-            s.sensitive += count
-            s.sensitive_paths.add(path)
-        if cms:
-            s.cms += count
-            s.cms_paths.add(path)
-        if auth and method == "POST":
-            s.auth_attempts += count
-            if status in self._auth_statuses:
-                s.auth_failures += count
+            if method == "GET":
+                if first < s.gets.get(path, first + 1):
+                    s.gets[path] = first
+            elif form_post:  # a form: HTML login forms included
+                if first < s.posts.get(path, first + 1):
+                    s.posts[path] = first
+                s.post_ref_hosts.add(host)  # "" when the form POST came without a referrer
+                s.example("form_post", method, path, status)
+            if host:
+                s.offsite[host] = s.offsite.get(host, 0) + count
+        if rare:
+            self._add_rare(s, pc, method, path, status, agent, referrer, host, count)
         if agent:
             s.agents.add(agent)
-            scanner, claims = self._agent_class(agent)
-            if scanner:
+            ac = self._agents.get(agent) or self.agent_class(agent)
+            if ac.browser:
+                s.browser += count
+                if method == "POST" and not referrer:
+                    s.browser_post_unreferred += count
+            elif ac.declared_bot:
+                s.declared_bot += count
+            if ac.scanner:
                 s.scanner += count
                 s.scanner_agents.add(agent)
-            if claims:
-                s.crawler_claims.update(claims)
+            if ac.claims:
+                s.crawler_claims.update(ac.claims)
+            if ac.odd:
+                s.odd_agents.add(agent)
+                if ac.odd == 2:
+                    s.impossible += count
+                else:
+                    s.obsolete += count
         else:
             s.absent_agent += count
-        if referrer:
-            s.referred += count
-        if action and method in self._action_methods:
+
+    def _add_rare(self, s: IPStats, pc: PathClass, method, path, status, agent, referrer, host, count) -> None:
+        if pc.sensitive and not (pc.auth and method == "POST"):  # a login POST is auth_failures' business
+            if status >= self._min_status:
+                s.sensitive += count
+                s.sensitive_paths.add(path)
+                s.example("sensitive", method, path, status)
+            elif status < 300 and not pc.auth:
+                s.sensitive_ok += count  # let in past the login page: staff, not a prober
+        if pc.family:
+            if 200 <= status < 300 and host:
+                s.served_families.add(pc.family)
+            s.probes[pc.family] = s.probes.get(pc.family, 0) + count
+            s.cms_paths.add(path)
+            s.example(f"probe:{pc.family}", method, path, status)
+        if pc.auth and method == "POST":
+            s.auth_attempts += count
+            # an API answers a failed login 4xx; an HTML form shows itself again (200) and redirects on success
+            if status in (self._auth_statuses if pc.api else self._form_auth_statuses):
+                s.auth_failures += count
+                s.example("login_failure", method, path, status)
+        if pc.spam and method == "POST":
+            s.spam_signature += count
+            s.example("spam_signature", method, path, status)
+        if pc.absolute or method not in self._methods:
+            s.bad_request += count
+            s.example("bad_request", method, path, status)
+        if pc.action and method in self._action_methods:
             fp = f"{method} {path} | {agent} | {referrer}"
             s.actions[fp] = s.actions.get(fp, 0) + count
+
+    def describe(self, method: str, path: str, status: int, agent: str, referrer: str) -> list[str]:
+        """What the classifier makes of one request (``replay_log --explain``)."""
+        pc, tags = self.path_class(path), []
+        tags += [name for name in ("static", "sensitive", "auth", "api", "action") if getattr(pc, name)]
+        if pc.family:
+            tags.append(f"probe:{pc.family}")
+        if pc.spam and method == "POST":
+            tags.append("spam_signature")
+        if pc.absolute or method not in self._methods:
+            tags.append("bad_request")
+        if agent:
+            ac = self.agent_class(agent)
+            if ac.scanner:
+                tags.append("scanner_agent")
+            if ac.odd:
+                tags.append("impossible_agent" if ac.odd == 2 else "obsolete_agent")
+            tags += [f"claims:{c}" for c in ac.claims]
+        else:
+            tags.append("no_agent")
+        if referrer:
+            tags.append(f"referrer:{self.host(referrer) or '?'}")
+        return tags
 
     def add_records(self, records: Iterable[Record]) -> int:
         """Count identical requests first (one dict operation per record), then classify each group once."""
@@ -262,6 +469,47 @@ class Aggregator:
                 self.stats[(w, ip)] = s
             else:
                 mine.merge(s)
+
+
+# ------------------------------------------------------------------------------------------- user agents
+
+# Says it is a bot: the words crawlers use, or a contact URL in parentheses ("+http://…", "compatible; X/1.0; http").
+_DECLARED_BOT = re.compile(
+    r"bot\b|bot/|crawl|spider|slurp|fetch|monitor|feed|rss|reader|preview|archiver|\+https?://|@"
+)
+# Obsolete: browsers no one has run for about a decade. Impossible: what no browser ever sent.
+_OBSOLETE = re.compile(
+    r"msie [1-9]\.|msie 10\.|windows (95|98|me|ce)\b|win(95|98|9x)\b|windows nt [1-4]\.|windows nt 5\.[0-2]"
+    r"|firefox/([1-9]|[1-3][0-9])\.|chrome/([1-9]|[1-3][0-9])\.|opera/[1-9]\.|netscape|safari/[1-4][0-9]{0,2}\.[0-9] "
+    r"|mac os x 10[._][0-6][._ ;)]|android [1-3]\.|iphone os [1-6]_"
+)
+_PHONE = re.compile(r"iphone|ipad|android \d")
+_MODERN = re.compile(r"chrome/(\d+)|firefox/(\d+)|edg/(\d+)")
+
+
+def agent_oddity(agent: str) -> int:
+    """0: a plausible user agent; 1: an obsolete browser; 2: one no browser sends (a forged or broken string)."""
+    lower = agent.lower()
+    if lower.startswith("opera/") and not _DECLARED_BOT.search(lower):
+        return 1  # Opera before 15 (Presto, 2013) wrote "Opera/9.80 (...)"
+    if not lower.startswith("mozilla/"):
+        return 0  # a tool or a bot names itself: nothing to judge here
+    if lower.strip() in ("mozilla/5.0", "mozilla/4.0", "mozilla/5.0 (compatible)") or (
+        "msie " in lower and ("chrome/" in lower or "firefox/" in lower)
+    ):
+        return 2
+    if _PHONE.search(lower) and ("windows nt" in lower or "x11; linux x86_64" in lower or "macintosh" in lower):
+        return 2  # a phone and a desktop at once
+    modern = _MODERN.search(lower)
+    if modern and ("windows nt 5." in lower or "windows 98" in lower or "windows nt 4" in lower):
+        version = int(next(g for g in modern.groups() if g))
+        if version >= 50:
+            return 2  # Chrome 50+ and Firefox 53+ never ran on Windows XP / 9x
+    if modern and int(next(g for g in modern.groups() if g)) > 400:
+        return 2
+    if _DECLARED_BOT.search(lower):
+        return 0  # an old "compatible; MSIE" string in a crawler's agent is its own business
+    return 1 if _OBSOLETE.search(lower) else 0
 
 
 class GroupCounter:

@@ -1,23 +1,52 @@
-"""Scoring the detector against ground-truth labels (``ip -> (label, population)``, label ``attack``/``benign``).
+"""Scoring the detector against ground-truth labels (``ip -> (label, population, ...)``, label ``attack``/``benign``;
+``traffic.read_labels`` gives them with a family and a hard-benign mark).
 
-Used by notebook 02 and the tests: precision/recall/F1 overall and per rule, the curriculum's volume-only
-baseline, a parameter sweep and a threshold curve. Addresses missing from the labels count as benign.
+Used by notebook 02 and the tests: precision/recall/F1 overall, per rule and per attack family, false alarms by
+population, the curriculum's rule as a baseline, a parameter sweep with a stated choice (``tune``) and a threshold
+curve. Addresses missing from the labels count as benign. Addresses are compared by their group
+(``client_ip.address_group``: an IPv6 address by its /64), whether the detector reports addresses or groups; a group
+is an attacker when any of its labelled addresses is.
+
+- precision: of the addresses flagged, the share that are attackers (a false alarm lowers it);
+- recall: of the attackers present, the share flagged (a miss lowers it);
+- F1: their harmonic mean, ``2 P R / (P + R)``: high only when both are.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from pathlib import Path
 
+import yaml
+
+from ..client_ip import address_group
 from .detector import by_ip, judge
 from .replay import ReplayResult
-from .rules import RuleSet
+from .rules import RulesError, RuleSet, load_rules
+
+CURRICULUM_PATHS = ["^/admin(/|$)", "^/login(/|$)"]
 
 
-def confusion(flagged: Iterable[str], labels: dict[str, tuple[str, str]], seen: Iterable[str]) -> dict:
-    """Counts and rates for ``flagged`` among the addresses ``seen`` in the log."""
-    flagged = set(flagged)
-    seen = set(seen)
+def _key(ip: str) -> str:
+    return address_group(ip) or ip
+
+
+def grouped(labels: dict) -> dict:
+    """``labels`` keyed by address group; a group takes an attacker's label when it holds one."""
+    out: dict = {}
+    for ip, label in labels.items():
+        key = _key(ip)
+        if key not in out or (label[0] == "attack" and out[key][0] != "attack"):
+            out[key] = label
+    return out
+
+
+def confusion(flagged: Iterable[str], labels: dict, seen: Iterable[str]) -> dict:
+    """Counts and rates for ``flagged`` among the addresses ``seen`` in the log (compared by address group)."""
+    labels = grouped(labels)
+    flagged = {_key(ip) for ip in flagged}
+    seen = {_key(ip) for ip in seen}
     attacks = {ip for ip in seen if labels.get(ip, ("benign",))[0] == "attack"}
     tp = len(flagged & attacks)
     fp = len(flagged - attacks)
@@ -42,6 +71,8 @@ def per_rule(result: ReplayResult, labels: dict, rules: RuleSet | None = None) -
     """Each rule alone: the addresses it trips (whatever their total score) against all attacks."""
     verdicts = result.verdicts if rules is None else by_ip(judge(result.aggregator, rules))
     seen = _seen(result)
+    labels = grouped(labels)
+    verdicts = {_key(ip): f for ip, f in verdicts.items()}
     rows = []
     for name in result.rules.names:
         tripped = {ip for ip, f in verdicts.items() if name in f.rules}
@@ -60,11 +91,28 @@ def volume_baseline(rules: RuleSet, max_requests: int = 100) -> RuleSet:
     return rules.only("volume").with_params({"volume.max_requests": max_requests, "volume.score": 1.0})
 
 
+def curriculum_rules(rules: RuleSet, max_requests: int = 100) -> RuleSet:
+    """The curriculum's full rule: more than ``max_requests`` requests in the hour, or any request for ``/admin`` or
+    ``/login``. Path classes are fixed when a log is read, so replay with it: ``replay_file(path, rules=...)``."""
+    return rules.only("volume", "sensitive_paths").with_params(
+        {
+            "volume.max_requests": max_requests,
+            "volume.score": 1.0,
+            "sensitive_paths.score": 1.0,
+            "sensitive_paths.min_hits": 1,
+            "sensitive_paths.min_status": 0,
+            "sensitive_paths.paths": CURRICULUM_PATHS,
+            "threshold": 0.5,
+        }
+    )
+
+
 def by_population(result: ReplayResult, labels: dict, rules: RuleSet | None = None) -> list[dict]:
-    """How many addresses of each population were flagged."""
-    flagged = result.flagged if rules is None else result.rejudge(rules)
+    """How many addresses (groups) of each population were flagged."""
+    flagged = {_key(ip) for ip in (result.flagged if rules is None else result.rejudge(rules))}
+    labels = grouped(labels)
     counts: dict[str, list[int]] = {}
-    for ip in _seen(result):
+    for ip in {_key(ip) for ip in _seen(result)}:
         label, population = labels.get(ip, ("benign", "unlabelled"))
         row = counts.setdefault(population, [0, 0, label])
         row[0] += 1
@@ -94,3 +142,83 @@ def threshold_curve(result: ReplayResult, labels: dict, thresholds: Iterable[flo
         {"threshold": t, **confusion({ip for ip, f in verdicts.items() if f.score >= t - 1e-9}, labels, seen)}
         for t in thresholds
     ]
+
+
+def by_family(result: ReplayResult, labels: dict, rules: RuleSet | None = None) -> list[dict]:
+    """Recall per attack family (the labels' ``family``, else the population): attackers present, caught, recall."""
+    flagged = {_key(ip) for ip in (result.flagged if rules is None else result.rejudge(rules))}
+    labels = grouped(labels)
+    counts: dict[str, list[int]] = {}
+    for ip in {_key(ip) for ip in _seen(result)}:
+        label = labels.get(ip)
+        if label is None or label[0] != "attack":
+            continue
+        family = (label[2] if len(label) > 2 and label[2] else label[1]) or "unknown"
+        row = counts.setdefault(family, [0, 0])
+        row[0] += 1
+        row[1] += ip in flagged
+    return [
+        {"family": f, "attackers": n, "caught": c, "recall": c / n if n else 0.0}
+        for f, (n, c) in sorted(counts.items())
+    ]
+
+
+def false_alarms(result: ReplayResult, labels: dict, rules: RuleSet | None = None) -> list[dict]:
+    """Every benign (or unlabelled) address flagged: population, hard-benign mark, the rules and the reason."""
+    flagged = result.flagged if rules is None else result.rejudge(rules)
+    labels = grouped(labels)
+    rows = []
+    for ip, finding in sorted(flagged.items()):
+        label = labels.get(_key(ip), ("benign", "unlabelled"))
+        if label[0] == "attack":
+            continue
+        hard = bool(label[3]) if len(label) > 3 else False
+        rows.append(
+            {"ip": ip, "population": label[1], "hard_benign": hard, "rules": ", ".join(finding.rules),
+             "score": round(finding.score, 3), "reasons": finding.reasons}
+        )  # fmt: skip
+    return rows
+
+
+def strictness(params: dict) -> tuple:
+    """How strict a setting is, for breaking ties (larger is stricter): a higher threshold, larger ``min_*`` and
+    smaller ``max_*`` counts; other parameters (and ties) fall back to their names and values, never grid order."""
+    key = [params.get("threshold", 0.0)]
+    for name in sorted(params):
+        if name == "threshold":
+            continue
+        value = params[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        key.append(-value if name.rsplit(".", 1)[-1].startswith("max_") else value)
+    return tuple(key)
+
+
+def tune(result: ReplayResult, labels: dict, grid: dict[str, list]) -> tuple[dict, list[dict]]:
+    """Sweep ``grid`` and choose by the stated criterion: the highest F1; among equal F1 (to 1e-9), fewer false
+    alarms; then the strictest setting (``strictness``). Returns (the chosen parameters, every scored point)."""
+    rows = sweep(result, labels, grid)
+    best = max(rows, key=lambda r: (round(r["f1"], 9), -r["fp"], strictness({n: r[n] for n in grid})))
+    return {name: best[name] for name in grid}, rows
+
+
+def write_recommended(path, params: dict, *, note: str = "") -> Path:
+    """Write ``params`` (``{"threshold": 0.6, "auth_failures.min_failures": 5}``) as a rules file that says only what
+    it changes (laid over ``rules.yaml`` when loaded, so it stays valid as the defaults evolve), then load it back:
+    a parameter the rules do not have is refused with ``RulesError`` naming it, and nothing is left written."""
+    overlay: dict = {}
+    for name, value in params.items():
+        if "." in name:
+            rule, _, key = name.partition(".")
+            overlay.setdefault("rules", {}).setdefault(rule, {})[key] = value
+        else:
+            overlay[name] = value
+    path = Path(path)
+    header = "".join(f"# {line}\n" for line in note.splitlines())
+    path.write_text(header + yaml.safe_dump(overlay, sort_keys=True, width=120), encoding="utf-8")
+    try:
+        load_rules(path)
+    except RulesError:
+        path.unlink()
+        raise
+    return path

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterable
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .aggregate import Aggregator, GroupCounter
-from .detector import Finding, by_ip, judge
+from .detector import Finding, _iso, by_ip, judge
 from .parsers import ParseStats, Record, format_jsonl, open_log
 from .rules import RuleSet, load_rules
 
@@ -46,6 +47,48 @@ class ReplayResult:
     def addresses(self) -> int:
         return len({ip for _, ip in self.aggregator.stats})
 
+    def per_rule(self) -> dict[str, tuple[int, int, int]]:
+        """rule -> (addresses that tripped it, flagged addresses among them, flagged by it alone), rules.yaml order."""
+        out = {}
+        for rule in self.rules.names:
+            tripped = [f for f in self.verdicts.values() if rule in f.rules]
+            if tripped:
+                flagged = [f for f in tripped if f.flagged]
+                out[rule] = (len(tripped), len(flagged), sum(1 for f in flagged if len(f.rules) == 1))
+        return out
+
+    def explain(self, ip: str, *, limit: int = 50) -> str:
+        """The verdict on ``ip`` (an address, or the IPv6 /64 it belongs to) and the requests behind it, each with
+        what the classifier saw in it: reads the log again."""
+        key = self.aggregator.group(ip)
+        verdict = self.verdicts.get(key)
+        if verdict is None:
+            seen = any(k == key for _, k in self.aggregator.stats)
+            head = [f"{key}: " + ("in the log, tripped no rule" if seen else "not in the log")]
+        else:
+            head = [
+                f"{key}: {'FLAGGED' if verdict.flagged else 'not flagged'}, score {verdict.score:.3f} "
+                f"(threshold {self.rules.threshold}), rules {' '.join(verdict.rules)}",
+                *(f"  {rule} ({verdict.scores.get(rule, 0):.2f}): {reason}"
+                  for rule, reason in zip(verdict.rules, verdict.reasons, strict=True)),
+                f"  evidence of its highest-scoring window: {json.dumps(verdict.evidence, default=str)[:2000]}",
+            ]  # fmt: skip
+        shown = total = 0
+        lines = []
+        for rec in open_log(self.path, self.format):
+            if self.aggregator.group(rec.ip) != key:
+                continue
+            total += 1
+            if shown < limit:
+                shown += 1
+                tags = self.aggregator.describe(rec.method, rec.path, rec.status, rec.user_agent, rec.referrer)
+                lines.append(
+                    f"  {_iso(rec.ts)} {rec.ip} {rec.method or '?'} {rec.path[:100]} {rec.status} "
+                    f"agent={rec.user_agent[:60]!r} [{', '.join(tags)}]"
+                )
+        head.append(f"requests: {total:,}" + (f" (first {shown} shown)" if total > shown else ""))
+        return "\n".join(head + lines)
+
     def rejudge(self, rules: RuleSet) -> dict[str, Finding]:
         """Flagged addresses under other parameters (same patterns: no need to read the file again)."""
         return {ip: f for ip, f in by_ip(judge(self.aggregator, rules)).items() if f.flagged}
@@ -61,12 +104,11 @@ class ReplayResult:
             f"{self.addresses:,} addresses, {sum(1 for f in self.verdicts.values()):,} tripped a rule, "
             f"{len(self.flagged):,} flagged (threshold {self.rules.threshold}, rules {self.rules.source})",
         ]
-        per_rule: dict[str, int] = {}
-        for f in self.flagged.values():
-            for rule in f.rules:
-                per_rule[rule] = per_rule.get(rule, 0) + 1
-        if per_rule:
-            lines.append("flagged by rule: " + ", ".join(f"{k} {v}" for k, v in sorted(per_rule.items())))
+        table = self.per_rule()
+        if table:
+            lines.append(f"{'rule':<18} {'tripped':>8} {'flagged':>8} {'alone':>6}  (addresses)")
+            for rule, (tripped, flagged, alone) in table.items():
+                lines.append(f"{rule:<18} {tripped:>8,} {flagged:>8,} {alone:>6,}")
         for number, why, text in s.examples:
             lines.append(f"  malformed line {number}: {why}: {text[:120]!r}")
         return "\n".join(lines)

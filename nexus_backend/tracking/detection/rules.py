@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import json
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ import yaml
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("rules.yaml")
 COMMON_KEYS = {"enabled": bool, "score": float, "block": bool, "block_minutes": int}
-TOP_KEYS = {"version", "window_seconds", "threshold", "whitelist", "static_paths", "rules"}
+TOP_KEYS = {"version", "window_seconds", "threshold", "whitelist", "static_paths", "api_paths", "site", "rules"}
+CRAWLERS_DIR = Path(__file__).with_name("crawlers")
 
 
 class RulesError(ValueError):
@@ -98,6 +100,14 @@ def _merge(base: dict, override: dict, source: str) -> dict:
                         known = ", ".join(sorted(set(defaults) | set(COMMON_KEYS)))
                         raise RulesError(f"{source}: rule {name!r} has no parameter {param!r} (known: {known})")
                     merged["rules"][name][param] = _check_type(f"{source}: {name}.{param}", param_value, default)
+        elif key == "site":
+            if not isinstance(value, dict):
+                raise RulesError(f"{source}: site must be a mapping of parameters")
+            for param, param_value in value.items():
+                if param not in base["site"]:
+                    known = ", ".join(sorted(base["site"]))
+                    raise RulesError(f"{source}: site has no parameter {param!r} (known: {known})")
+                merged["site"][param] = _check_type(f"{source}: site.{param}", param_value, base["site"][param])
         else:
             merged[key] = _check_type(f"{source}: {key}", value, base[key])
     return merged
@@ -111,6 +121,56 @@ def _compile(where: str, patterns: list, flags: int = 0) -> re.Pattern:
         return re.compile("|".join(f"(?:{p})" for p in patterns) if patterns else r"(?!x)x", flags)
     except re.error as exc:
         raise RulesError(f"{where}: bad regular expression ({exc})") from None
+
+
+@dataclass(frozen=True)
+class Crawler:
+    """A crawler whose operator publishes its networks (``crawlers/<name>.json``, the operator's own format)."""
+
+    name: str
+    agent: re.Pattern
+    networks: tuple
+    rdns: tuple[str, ...]  # host name suffixes for forward-confirmed reverse DNS
+    source: str
+    retrieved: str
+
+
+def load_crawlers(folder: Path = CRAWLERS_DIR) -> dict[str, Crawler]:
+    """Every ``*.json`` in ``folder``: ``{crawler, agent, source, retrieved, rdns, prefixes: [{ipv4Prefix}, ...]}``
+    (``ipv6Prefix`` too; read again only when a file changes: a parameter sweep builds many rulesets)."""
+    files = sorted(Path(folder).glob("*.json"))
+    return _load_crawlers(tuple((str(p), p.stat().st_mtime_ns) for p in files))
+
+
+@lru_cache(maxsize=8)
+def _load_crawlers(files: tuple) -> dict[str, Crawler]:
+    crawlers = {}
+    for name, _ in files:
+        path = Path(name)
+        where = path.name
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            prefixes = [p.get("ipv4Prefix") or p.get("ipv6Prefix") for p in doc["prefixes"]]
+            crawlers[doc["crawler"]] = Crawler(
+                name=doc["crawler"],
+                agent=_compile(where, [doc["agent"]], re.IGNORECASE),
+                networks=_networks(where, prefixes),
+                rdns=tuple(doc.get("rdns", ())),
+                source=doc.get("source", ""),
+                retrieved=doc.get("retrieved", ""),
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise RulesError(f"{path}: not a crawler network list ({exc})") from None
+    return crawlers
+
+
+def _admin_path() -> str:
+    try:
+        from django.conf import settings
+
+        return str(settings.NEXUS_ADMIN_PATH).strip("/") or "admin"
+    except Exception:  # outside Django (a notebook without settings): the default
+        return "admin"
 
 
 def _networks(where: str, values: list) -> tuple:
@@ -139,20 +199,31 @@ class RuleSet:
                 raise RulesError(f"{self.source}: {name}.score must be between 0 and 1, got {rule['score']!r}")
         r = d["rules"]
         c = self.compiled
-        c["whitelist"] = _networks(f"{self.source}: whitelist", d["whitelist"])
-        c["static"] = _compile(f"{self.source}: static_paths", d["static_paths"])
-        c["sensitive"] = _compile(f"{self.source}: sensitive_paths.paths", r["sensitive_paths"]["paths"])
-        c["cms"] = _compile(f"{self.source}: cms_probe.paths", r["cms_probe"]["paths"])
-        c["auth"] = _compile(f"{self.source}: auth_failures.paths", r["auth_failures"]["paths"])
+        admin = re.escape(_admin_path())
+        where = self.source
+
+        def paths(name: str, patterns: list) -> re.Pattern:
+            patterns = [p.replace("{admin}", admin) if isinstance(p, str) else p for p in patterns]
+            return _compile(f"{where}: {name}", patterns, re.IGNORECASE)
+
+        c["admin"] = admin
+        c["whitelist"] = _networks(f"{where}: whitelist", d["whitelist"])
+        c["static"] = paths("static_paths", d["static_paths"])
+        c["api"] = paths("api_paths", d["api_paths"])
+        c["sensitive"] = paths("sensitive_paths.paths", r["sensitive_paths"]["paths"])
+        families = r["cms_probe"]["families"]
+        for name, patterns in families.items():
+            if not isinstance(patterns, list):
+                raise RulesError(f"{where}: cms_probe.families.{name} must be a list of patterns")
+        c["families"] = {name: paths(f"cms_probe.families.{name}", p) for name, p in families.items()}
+        c["auth"] = paths("auth_failures.paths", r["auth_failures"]["paths"])
+        c["actions"] = paths("fingerprint_burst.actions", r["fingerprint_burst"]["actions"])
+        c["spam_signature"] = paths("spam_signature.paths", r["spam_signature"]["paths"])
         c["scanner"] = re.compile("|".join(re.escape(s.lower()) for s in r["bad_user_agent"]["scanners"]) or r"(?!x)x")
-        c["actions"] = _compile(f"{self.source}: fingerprint_burst.actions", r["fingerprint_burst"]["actions"])
-        crawlers = {}
-        for name, spec in r["fake_crawler"]["crawlers"].items():
-            where = f"{self.source}: fake_crawler.crawlers.{name}"
-            if not isinstance(spec, dict) or set(spec) != {"agent", "networks"}:
-                raise RulesError(f"{where} must have exactly `agent` (a pattern) and `networks` (a list)")
-            crawlers[name] = (_compile(where, [spec["agent"]], re.IGNORECASE), _networks(where, spec["networks"]))
-        c["crawlers"] = crawlers
+        c["benign_hosts"] = _compile(f"{where}: site.benign_referrer_hosts", d["site"]["benign_referrer_hosts"])
+        words = r["referrer_spam"]["spam_words"]
+        c["spam_words"] = re.compile("|".join(re.escape(w.lower()) for w in words) or r"(?!x)x")
+        c["crawlers"] = load_crawlers()
 
     # ------------------------------------------------------------------ access
 
@@ -177,20 +248,16 @@ class RuleSet:
     @cached_property
     def fingerprint(self) -> str:
         """Parameters that change what is aggregated (not just how it is judged): partial aggregates made with
-        one ruleset can be judged with another that has the same fingerprint (the notebook's parameter sweep)."""
+        one ruleset can be judged with another that has the same fingerprint (the notebook's parameter sweep).
+        Patterns and lists classify requests; numbers only judge them."""
         r = self.data["rules"]
         keys = (
             self.data["window_seconds"],
             self.data["static_paths"],
-            r["sensitive_paths"]["paths"],
-            r["sensitive_paths"]["min_status"],
-            r["cms_probe"]["paths"],
-            r["auth_failures"]["paths"],
-            r["auth_failures"]["statuses"],
-            r["bad_user_agent"]["scanners"],
-            r["fingerprint_burst"]["actions"],
-            r["fingerprint_burst"]["methods"],
-            {k: v["agent"] for k, v in r["fake_crawler"]["crawlers"].items()},
+            self.data["api_paths"],
+            self.compiled["admin"],
+            {name: {k: v for k, v in params.items() if isinstance(v, list | dict)} for name, params in r.items()},
+            {name: crawler.agent.pattern for name, crawler in self.compiled["crawlers"].items()},
         )
         return repr(keys)
 

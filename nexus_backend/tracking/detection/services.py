@@ -1,4 +1,7 @@
-"""Writes for detection: run the detector over a window of ``RequestLog`` and upsert ``SuspiciousIP``."""
+"""Writes for detection: run the detector over a window of ``RequestLog`` and upsert ``SuspiciousIP``.
+
+A finding's address is an address group (``client_ip.address_group``): an IPv4 address, or an IPv6 /64 in CIDR
+text, which is why ``SuspiciousIP.ip_address`` is a ``NetworkField`` (PostgreSQL ``cidr``)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from django.utils import timezone
 from nexus_backend.core.exceptions import DomainError
 
 from ..models import BlockedIP
+from .aggregate import Aggregator
 from .detector import Finding, aggregate_request_log, judge
 from .rules import RuleSet, load_rules
 
@@ -25,7 +29,7 @@ UPSERT = """
 INSERT INTO tracking_suspiciousip AS s
     (ip_address, reason, rules, score, evidence, first_seen, last_seen, window_start, window_end, windows,
      created_at, updated_at)
-SELECT x.ip::inet, x.reason, ARRAY(SELECT jsonb_array_elements_text(x.rules)), x.score, x.evidence,
+SELECT x.ip::cidr, x.reason, ARRAY(SELECT jsonb_array_elements_text(x.rules)), x.score, x.evidence,
        to_timestamp(x.first_seen), to_timestamp(x.last_seen), to_timestamp(x.window_start),
        to_timestamp(x.window_end), 1, now(), now()
 FROM jsonb_to_recordset(%s::jsonb) AS x(ip text, reason text, rules jsonb, score double precision, evidence jsonb,
@@ -131,6 +135,28 @@ def suspicious_ip_autoblock(*, findings: list[Finding], now: datetime | None = N
     return done
 
 
+def served_families(*, aggregator: Aggregator) -> set[str]:
+    """Probe families this site runs, from its URL configuration: a path of the family requested in the window
+    resolves to a view (the API's catch-all 404 does not count). Known-probe paths that resolve nowhere stay
+    strong evidence from the first request."""
+    from django.urls import Resolver404, resolve
+
+    from nexus_backend.core.exceptions import json_404
+
+    out: set[str] = set()
+    for path in sorted({p for s in aggregator.stats.values() for p in s.cms_paths}):
+        family = aggregator.path_class(path).family
+        if family in out:
+            continue
+        try:
+            match = resolve(path)
+        except Resolver404:
+            continue
+        if match.func is not json_404:
+            out.add(family)
+    return out
+
+
 def detect_window(
     *,
     start: datetime | None = None,
@@ -143,7 +169,7 @@ def detect_window(
     if start is None or end is None:
         start, end = last_window(now=end, window_seconds=rules.window_seconds)
     aggregator = aggregate_request_log(start=start, end=end, rules=rules)
-    findings = judge(aggregator, rules)
+    findings = judge(aggregator, rules, served_families=served_families(aggregator=aggregator))
     written = suspicious_ip_upsert(findings=findings)
     if auto_block is None:
         auto_block = settings.NEXUS_DETECTION_AUTO_BLOCK

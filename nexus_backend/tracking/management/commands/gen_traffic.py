@@ -1,4 +1,4 @@
-"""``manage.py gen_traffic``: seeded, labelled poll-API traffic (combined log + ip,label,population CSV)."""
+"""``manage.py gen_traffic``: a seeded, labelled world of web traffic (combined log + labels CSV)."""
 
 from __future__ import annotations
 
@@ -8,26 +8,31 @@ from nexus_backend.tracking import traffic
 
 
 class Command(BaseCommand):
-    help = "Write a seeded combined-format log of poll-API traffic and its ground-truth labels (data/traffic-*)."
+    help = (
+        "Write a seeded combined-format log of one generated world (polls, site, personal) and its ground truth "
+        "(ip,label,population,family,hard_benign,world)."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--seed", type=int, default=7)
-        parser.add_argument("--hours", type=int, default=1, help="hours of traffic (default 1)")
-        parser.add_argument("--scale", type=float, default=1.0, help="size of the crowds (1: ~6,000 lines an hour)")
-        parser.add_argument("--out", default="data/traffic.log", help="the log (.gz: gzip); default data/traffic.log")
+        parser.add_argument("--world", default="polls", help=f"one of {', '.join(traffic.WORLDS)} (default polls)")
+        parser.add_argument("--seed", type=int, default=None, help="default: the world's own seed")
+        parser.add_argument("--hours", type=int, default=48, help="hours of traffic (default 48)")
+        parser.add_argument("--scale", type=float, default=1.0, help="members a day multiplier (default 1)")
+        parser.add_argument("--out", default="data/generated/traffic.log.gz", help="the log (.gz: gzip)")
         parser.add_argument("--labels", default=None, help="the labels CSV (default: beside the log, -labels.csv)")
 
-    def handle(self, *args, seed, hours, scale, out, labels, **options):
-        if hours < 1 or scale <= 0:
-            raise CommandError("--hours must be at least 1 and --scale positive")
+    def handle(self, *args, world, seed, hours, scale, out, labels, **options):
         labels = labels or out.removesuffix(".gz").removesuffix(".log") + "-labels.csv"
-        t = traffic.generate(seed=seed, hours=hours, scale=scale)
+        try:
+            t = traffic.generate(world=world, seed=seed, hours=hours, scale=scale)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         try:
             log_path, labels_path = traffic.write_traffic(t, out, labels)
         except OSError as exc:
             raise CommandError(f"cannot write ({exc})") from None
-        attacks = sum(1 for label, _ in t.labels.values() if label == "attack")
+        attacks = sum(1 for label in t.labels.values() if label.label == "attack")
         self.stdout.write(
-            f"{len(t.records):,} requests from {len(t.labels):,} addresses ({attacks:,} attack) "
-            f"-> {log_path}, {labels_path}"
+            f"world {t.world} (seed {t.seed}): {len(t.records):,} requests from {len(t.labels):,} addresses "
+            f"({attacks:,} attack) -> {log_path}, {labels_path}"
         )

@@ -7,6 +7,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from nexus_backend.tracking.client_ip import normalize_ip
 from nexus_backend.tracking.detection.parsers import FORMATS, LogError
 from nexus_backend.tracking.detection.rules import RulesError, load_rules
 
@@ -31,8 +32,13 @@ class Command(BaseCommand):
             "--workers", type=int, default=0, metavar="N", help="spread over N Celery tasks (workers must run)"
         )
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        parser.add_argument(
+            "--explain", metavar="IP", help="also print the verdict on IP and the requests behind it, as classified"
+        )
 
-    def handle(self, *args, path, format, rules, out, all, workers, no_progress, **options):
+    def handle(self, *args, path, format, rules, out, all, workers, no_progress, explain, **options):
+        if explain is not None and normalize_ip(explain.strip()) is None and "/" not in explain:
+            raise CommandError(f"--explain: {explain!r} is not an IP address")
         try:
             ruleset = load_rules(rules)
         except RulesError as exc:
@@ -65,3 +71,5 @@ class Command(BaseCommand):
             raise CommandError(f"--out: cannot write {out} ({exc.strerror or exc})") from None
         self.stdout.write(result.summary())
         self.stdout.write(f"wrote {len(rows):,} row(s) to {out}")
+        if explain is not None:
+            self.stdout.write(result.explain(normalize_ip(explain.strip()) or explain.strip()))

