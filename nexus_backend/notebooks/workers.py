@@ -144,6 +144,12 @@ class Worker:
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.text().splitlines()[-lines:])
 
+    def records(self) -> list[dict]:
+        """The JSON log records the worker wrote so far (``NEXUS_LOG_FORMAT=json``; other lines are skipped)."""
+        from .observe import json_lines
+
+        return json_lines(self.text())
+
     def received(self, task_id: str) -> int:
         """How many times this worker received the message of task ``task_id`` (its ``Task ... received`` lines)."""
         return len(re.findall(rf"\[{re.escape(task_id)}\] received", self.text()))
