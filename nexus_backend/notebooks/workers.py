@@ -7,6 +7,7 @@
   which a notebook may stop and start to show a broker outage without touching the project's Redis.
 - :func:`broker_url`: point this process's Celery app at another broker for the duration of a block.
 - :func:`next_runs`: when a beat schedule entry fires next (crontab or interval), computed by Celery itself.
+- :func:`wait_for`: poll a condition with a deadline (notebooks and tests never wait with fixed sleeps).
 """
 
 from __future__ import annotations
@@ -59,14 +60,15 @@ def broker_url(url: str) -> Iterator[None]:
         app.pool.force_close_all()
 
 
-def _wait(condition, timeout: float, what: str, interval: float = 0.1):
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
+    """Poll ``predicate`` until it returns something true (returned), or fail saying what was awaited. Never a fixed
+    sleep: a fast machine goes on at once, a slow one gets the whole ``timeout``. (The tests use it too.)"""
     deadline = time.monotonic() + timeout
     while True:
-        value = condition()
+        value = predicate()
         if value:
             return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
         time.sleep(interval)
 
 
@@ -193,7 +195,7 @@ class RedisBroker:
         args += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"]
         args += ["--logfile", str(self.folder / "redis.log")]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(lambda: _ping("127.0.0.1", self.port), 10, "the broker's redis-server", interval=0.05)
+        wait_for(lambda: _ping("127.0.0.1", self.port), 10, "the broker's redis-server", interval=0.05)
         return self
 
     def stop(self) -> None:

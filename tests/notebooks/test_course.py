@@ -156,3 +156,12 @@ def test_committed_notebooks_print_no_absolute_paths_of_this_machine():
     for path in [*NOTEBOOKS.glob("0[03456]-*.ipynb"), *NOTEBOOKS.glob("solutions/*.ipynb")]:
         outputs = json.dumps([c.get("outputs", []) for c in nbformat.read(path, as_version=4).cells])
         assert str(ROOT) not in outputs and "/tmp/" not in outputs, path.name
+
+
+@pytest.mark.parametrize("stem", FRAMED)
+def test_the_ci_and_full_profiles_fit_the_parameters_cell(stem):
+    from nexus_backend.notebooks.params import plan_notebook
+
+    for profile in ("ci", "full"):
+        plan = plan_notebook(NOTEBOOKS / f"{stem}.ipynb", profile)
+        assert plan.parameters.get("seed") == 7, profile  # every profile is seeded
