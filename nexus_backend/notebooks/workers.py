@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import os
@@ -110,6 +111,9 @@ class Worker:
         return cmd
 
     def start(self) -> Worker:
+        """Start the worker. It is stopped when this process exits too (``atexit``): a notebook that fails before
+        its clean-up cell, or a test that errors, never leaves a worker behind."""
+        atexit.register(self.stop)
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 self.command(),
@@ -194,6 +198,7 @@ class RedisBroker:
         args = [_redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
         args += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"]
         args += ["--logfile", str(self.folder / "redis.log")]
+        atexit.register(self.stop)  # stopped with this process too, whatever happened before
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: _ping("127.0.0.1", self.port), 10, "the broker's redis-server", interval=0.05)
         return self

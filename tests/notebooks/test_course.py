@@ -165,3 +165,34 @@ def test_the_ci_and_full_profiles_fit_the_parameters_cell(stem):
     for profile in ("ci", "full"):
         plan = plan_notebook(NOTEBOOKS / f"{stem}.ipynb", profile)
         assert plan.parameters.get("seed") == 7, profile  # every profile is seeded
+
+
+def test_a_worker_dies_with_the_process_that_started_it(tmp_path):
+    """A notebook that fails before its clean-up cell must not leave its Celery worker running: the kernel's exit
+    stops it (``Worker.start`` registers ``atexit``)."""
+    import os
+    import sys
+    import time
+
+    script = (
+        "import nexus_backend.notebooks.bootstrap\n"
+        "from nexus_backend.notebooks.workers import Worker, new_queue\n"
+        f"worker = Worker(log={str(tmp_path / 'w.log')!r}, queue=new_queue(), pool='solo').start()\n"
+        "worker.wait_ready(90)\n"
+        "print(worker.proc.pid, flush=True)\n"
+        "raise SystemExit(1)  # no clean-up of its own, like a failed notebook\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    pid = int(result.stdout.split()[0])
+
+    def alive() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 30
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(), "the worker outlived the process that started it"
