@@ -96,8 +96,8 @@ worker: $(STAMP) ## Run a Celery worker against the active broker
 beat: $(STAMP) ## Run Celery beat (the schedule lives in settings)
 	@$(BIN)/celery -A nexus_backend beat -l info
 
-lab: migrate ## Open JupyterLab on notebooks/ (127.0.0.1 only; works as root too, as in containers and cloud workspaces)
-	@$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root,)
+lab: migrate ## Open JupyterLab on notebooks/ at the course index, notebooks/README.md (127.0.0.1 only; works as root too, as in containers and cloud workspaces)
+	@$(BIN)/jupyter lab --notebook-dir=notebooks --LabApp.default_url=/lab/tree/README.md --ip=127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: migrate ## Benchmarks under gunicorn: API vs bare view, then poll results cached vs uncached vs bare (1M votes); then vote counting strategies at 10k/100k/1M (BENCH_VOTES_ARGS)
 	@$(PY) manage.py bench $(BENCH_ARGS)

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 from django.utils import timezone
 
+from nexus_backend.notebooks.workers import wait_for  # the one implementation, shared with the notebooks
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
-    """Poll ``predicate`` until it returns something true (returned), or fail saying what was awaited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
-        time.sleep(interval)
+__all__ = ["sleep_until", "wait_for"]
 
 
 def sleep_until(moment: datetime, *, timeout: float = 60) -> None:

@@ -8,6 +8,7 @@ replaced by a fresh uuid4, so a client cannot inject newlines or megabytes into 
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from contextvars import ContextVar, Token
@@ -27,11 +28,17 @@ def sanitize(value: object) -> str | None:
     return None
 
 
+#: The generator of request ids: a private one, seeded from the OS and reseeded in every forked process (gunicorn
+#: workers), so that code seeding the global ``random`` (a notebook's ``seed_everything``, a seeded test) never
+#: makes ids repeat across runs; a repeated id would be dropped from the request log as a duplicate.
+_random = random.Random()
+os.register_at_fork(after_in_child=_random.seed)
+
+
 def new() -> str:
     """A random uuid4 in its usual text form, made without ``uuid.uuid4()``: its ``os.urandom`` call and the
-    ``UUID`` object cost several times more, on every request. Not a secret, only unique: ``random`` is seeded from
-    the OS and reseeded in each forked gunicorn worker."""
-    bits = random.getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48) | (0x4000 << 64) | (0x8000 << 48)
+    ``UUID`` object cost several times more, on every request. Not a secret, only unique (see ``_random``)."""
+    bits = _random.getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48) | (0x4000 << 64) | (0x8000 << 48)
     h = f"{bits:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 

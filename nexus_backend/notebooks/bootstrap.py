@@ -9,7 +9,8 @@ Importing this module makes a Jupyter kernel (or papermill, or nbval) a Django p
 - sets a quiet, reproducible plotting and display style.
 
 It exposes what notebooks need: :data:`PROJECT_ROOT`, :data:`DATA_DIR`, :data:`REPORTS_DIR`,
-:func:`sqlalchemy_engine` (for ``pandas.read_sql``), :func:`setup_matplotlib` and :func:`seed_everything`.
+:func:`sqlalchemy_engine` (for ``pandas.read_sql``), :func:`setup_matplotlib`, :func:`seed_everything` and
+:func:`headline` (a figure the run found, collected into ``reports/manifest.json``).
 Importing it twice is harmless.
 """
 
@@ -32,6 +33,8 @@ __all__ = [
     "sqlalchemy_url",
     "setup_matplotlib",
     "seed_everything",
+    "headline",
+    "HEADLINE_MIME",
 ]
 
 
@@ -126,6 +129,34 @@ def seed_everything(seed: int) -> random.Random:
     except ImportError:  # numpy comes with pandas; this only guards odd environments
         pass
     return random.Random(seed)
+
+
+#: The output type a headline figure is displayed with; the report runner reads it back from the executed notebook.
+HEADLINE_MIME = "application/vnd.nexus.headline+json"
+#: How far a figure may drift from the reference run before the index marks it (relative), unless told otherwise.
+DEFAULT_TOLERANCE = 0.25
+
+
+def headline(name: str, value: float, *, tolerance: float = DEFAULT_TOLERANCE, unit: str = "") -> None:
+    """Record one headline figure of this run (what the notebook exists to find) and show it.
+
+    The figure goes into the cell's output under :data:`HEADLINE_MIME` (with a plain-text line for readers);
+    ``manage.py run_notebooks`` collects every one into ``manifest.json`` and shows it in ``reports/index.html``
+    beside the reference run's value, marked when they differ by more than ``tolerance`` (relative: 0.25 is 25 %;
+    0 for counts that a seeded run reproduces exactly). Returns ``value``."""
+    import math
+
+    from IPython.display import display
+
+    if not name.isidentifier():
+        raise ValueError(f"headline name must be an identifier like hit_ratio, got {name!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"headline {name} must be a finite number, got {value!r}")
+    if tolerance < 0:
+        raise ValueError(f"headline {name}: tolerance must be >= 0, got {tolerance!r}")
+    shown = f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
+    record = {"name": name, "value": value, "tolerance": tolerance, "unit": unit}
+    display({HEADLINE_MIME: record, "text/plain": f"headline {name} = {shown}{(' ' + unit) if unit else ''}"}, raw=True)
 
 
 def setup_matplotlib() -> None:

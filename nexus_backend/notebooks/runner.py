@@ -2,7 +2,8 @@
 
 ``python manage.py run_notebooks --profile ci`` (``make reports``) does, in order:
 
-1. discover ``notebooks/*.ipynb`` (sorted by name; ``--only`` narrows the set);
+1. discover ``notebooks/*.ipynb`` (sorted by name; ``--only`` narrows the set) and their solution notebooks,
+   ``notebooks/solutions/<stem>-solutions.ipynb`` (run after the notebooks, without parameters);
 2. load each notebook's profile from ``notebooks/params/<stem>.yaml`` and validate **every** notebook's
    parameters against its ``parameters`` cell (:mod:`nexus_backend.notebooks.params`) — one mistake stops
    the run before anything executes;
@@ -10,7 +11,10 @@
    writing ``reports/<stem>.ipynb`` even when a cell fails;
 4. render ``reports/<stem>.html`` with an offline template (no CDN scripts, images inlined) and a banner
    saying what ran, with which parameters and at which commit;
-5. write ``reports/manifest.json`` and ``reports/index.html``.
+5. collect each notebook's headline figures (``nb.headline(...)`` outputs) and those of the reference run (the
+   committed executed notebook) into ``reports/manifest.json``; write ``reports/index.html``: the course in order
+   (title and one line per notebook), then every run with its figures beside the reference's, marked when they
+   differ by more than their tolerance.
 
 A failing notebook does not stop the others; the run's exit status says whether all passed.
 """
@@ -24,7 +28,7 @@ import logging
 import subprocess
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,8 @@ import nbformat
 from .params import NotebookPlan, ParameterError, plan_notebooks
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+SOLUTIONS_DIRNAME = "solutions"
+SOLUTIONS_SUFFIX = "-solutions"
 TEMPLATE_NAME = "nexus_offline"
 MANIFEST_NAME = "manifest.json"
 INDEX_NAME = "index.html"
@@ -75,6 +81,33 @@ def discover_notebooks(notebooks_dir: Path, only: Iterable[str] | None = None) -
             raise SelectionError(f"--only {wanted}: no such notebook in {notebooks_dir.name}/ (have: {names})")
         chosen.extend(m for m in matches if m not in chosen)
     return sorted(chosen)
+
+
+def discover_solutions(notebooks_dir: Path, notebooks: Iterable[Path]) -> list[Path]:
+    """The solution notebooks of ``notebooks``: ``notebooks_dir/solutions/<stem>-solutions.ipynb`` where one exists."""
+    folder = Path(notebooks_dir) / SOLUTIONS_DIRNAME
+    found = [folder / f"{nb.stem}{SOLUTIONS_SUFFIX}.ipynb" for nb in notebooks]
+    return [p for p in found if p.is_file()]
+
+
+def course_entry(notebook: Path) -> dict[str, str]:
+    """The title and the one-line description of a notebook: its first markdown cell's ``# `` heading and the
+    first line of text after it."""
+    title, summary = notebook.stem, ""
+    with contextlib.suppress(Exception):
+        nb = nbformat.read(notebook, as_version=4)
+        cell = next(c for c in nb.cells if c.cell_type == "markdown")
+        lines = [ln.strip() for ln in cell.source.splitlines() if ln.strip()]
+        heading = next((ln for ln in lines if ln.startswith("# ")), None)
+        if heading:
+            title = heading[2:].strip()
+            text = cell.source.split(heading, 1)[1].strip()
+            paragraph = " ".join(text.split("\n\n", 1)[0].split()) if text and not text.startswith("#") else ""
+            paragraph = paragraph.replace("**", "").strip("*_ ")
+            if len(paragraph) > 200 and ". " in paragraph:  # a long paragraph: its first sentence
+                paragraph = paragraph.split(". ", 1)[0] + "."
+            summary = paragraph
+    return {"notebook": notebook.name, "title": title, "summary": summary}
 
 
 def check_kernel(kernel_name: str) -> None:
@@ -130,6 +163,11 @@ class NotebookResult:
     html: str  # relative to the manifest
     ipynb: str  # relative to the manifest
     error: dict[str, Any] | None = None
+    kind: str = "notebook"  # "notebook" | "solutions"
+    headline: dict[str, float] = field(default_factory=dict)  # figure name -> value found by this run
+    headline_tolerance: dict[str, float] = field(default_factory=dict)  # figure name -> relative tolerance
+    reference: dict[str, float] = field(default_factory=dict)  # figure name -> value in the committed notebook
+    headline_differs: list[str] = field(default_factory=list)  # figures beyond their tolerance of the reference
 
     @property
     def ok(self) -> bool:
@@ -210,6 +248,45 @@ def failure_from_notebook(output: Path, exc: BaseException | None = None) -> dic
     return info
 
 
+# --------------------------------------------------------------------------- headline figures
+
+
+def headlines(notebook: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """The headline figures an executed notebook recorded (``nb.headline``): ``({name: value}, {name: tolerance})``.
+    A notebook never executed, or one without figures, gives two empty mappings."""
+    from .bootstrap import HEADLINE_MIME
+
+    values: dict[str, float] = {}
+    tolerances: dict[str, float] = {}
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception:
+        return values, tolerances
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            record = (out.get("data") or {}).get(HEADLINE_MIME)
+            if isinstance(record, dict) and isinstance(record.get("value"), int | float):
+                values[record["name"]] = record["value"]
+                tolerances[record["name"]] = float(record.get("tolerance", 0.0))
+    return values, tolerances
+
+
+def differs(value: float, reference: float, tolerance: float) -> bool:
+    """Is ``value`` further from ``reference`` than ``tolerance`` (relative to the reference; exact when 0)?"""
+    if tolerance <= 0:
+        return value != reference
+    return abs(value - reference) > tolerance * max(abs(reference), 1e-12)
+
+
+def compare_headlines(found: dict[str, float], tolerances: dict[str, float], reference: dict[str, float]) -> list[str]:
+    """The names of the figures that differ from the reference beyond their tolerance (or that it lacks)."""
+    return [
+        name
+        for name, value in found.items()
+        if name not in reference or differs(value, reference[name], tolerances.get(name, 0.0))
+    ]
+
+
 # --------------------------------------------------------------------------- execution
 
 
@@ -253,6 +330,7 @@ def run_notebook(
     kernel_name: str = DEFAULT_KERNEL,
     timeout: int | None = None,
     progress: bool = True,
+    kind: str = "notebook",
 ) -> NotebookResult:
     """Execute one notebook into ``output_dir/<stem>.ipynb`` and render ``output_dir/<stem>.html``."""
     output = output_dir / f"{plan.stem}.ipynb"
@@ -260,6 +338,7 @@ def run_notebook(
     started = _now()
     t0 = time.perf_counter()
     error: dict[str, Any] | None = None
+    reference, _ = headlines(plan.path)  # read before a write-back replaces the committed notebook
     for stale in (output, html_path):  # a failure must never be read from an earlier run's files
         stale.unlink(missing_ok=True)
     try:
@@ -267,6 +346,7 @@ def run_notebook(
     except Exception as exc:  # a failed cell, a cell timeout, a dead kernel: all become a failed report
         error = failure_from_notebook(output, exc)
     duration = round(time.perf_counter() - t0, 1)
+    found, tolerances = headlines(output)
     result = NotebookResult(
         notebook=plan.name,
         profile=plan.profile,
@@ -278,6 +358,11 @@ def run_notebook(
         html=html_path.name,
         ipynb=output.name,
         error=error,
+        kind=kind,
+        headline=found,
+        headline_tolerance=tolerances,
+        reference=reference,
+        headline_differs=compare_headlines(found, tolerances, reference),
     )
     render_html(output if output.exists() else plan.path, html_path, result)
     return result
@@ -363,7 +448,13 @@ def _load_manifest(path: Path) -> dict[str, Any]:
 
 
 def write_manifest(
-    output_dir: Path, results: list[NotebookResult], *, all_notebooks: list[str], profile: str, commit: str
+    output_dir: Path,
+    results: list[NotebookResult],
+    *,
+    all_notebooks: list[str],
+    profile: str,
+    commit: str,
+    course: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Write ``manifest.json``. Entries of earlier runs are kept for notebooks this run skipped (``--only``)
     as long as the notebook still exists and its report is still there."""
@@ -374,11 +465,13 @@ def write_manifest(
         name = old.get("notebook") if isinstance(old, dict) else None
         if name and name not in entries and name in all_notebooks and (output_dir / old.get("html", "")).is_file():
             entries[name] = old
+    ordered = sorted(entries.values(), key=lambda e: (e.get("kind", "notebook") != "notebook", e["notebook"]))
     manifest = {
         "generated_at": _now().isoformat(),
         "profile": profile,
         "commit": commit,
-        "notebooks": [entries[name] for name in sorted(entries)],
+        "course": course or [],
+        "notebooks": ordered,
     }
     path.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return manifest
@@ -402,6 +495,12 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .
 .num { text-align: right; white-space: nowrap; }
 a { color: #0969da; }
 footer { margin-top: 1.5rem; color: #57606a; font-size: .85rem; }
+h2 { font-size: 1.2rem; margin-top: 1.6rem; }
+ol.course { padding-left: 1.4rem; line-height: 1.6; }
+ol.course .summary { color: #57606a; }
+table.figures { width: auto; font-size: .85rem; }
+table.figures td, table.figures th { padding: .1rem .5rem; border: 0; background: none; }
+.differs { color: #9a6700; font-weight: 600; }
 """
 
 
@@ -412,8 +511,52 @@ def _readable_time(iso: str) -> str:
         return str(iso or "")
 
 
+def _number(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "–"
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
+
+
+def _figures_cell(entry: dict[str, Any]) -> str:
+    """The run's headline figures beside the reference's, the ones beyond tolerance marked."""
+    e = html.escape
+    found = entry.get("headline") or {}
+    if not found:
+        return "<td>–</td>"
+    reference = entry.get("reference") or {}
+    tolerances = entry.get("headline_tolerance") or {}
+    marked = set(entry.get("headline_differs") or [])
+    rows = []
+    for name, value in found.items():
+        tol = tolerances.get(name, 0.0)
+        mark = ' class="differs" title="differs from the reference beyond its tolerance"' if name in marked else ""
+        flag = " ≠" if name in marked else ""
+        rows.append(
+            f'<tr{mark}><td><code>{e(name)}</code></td><td class="num">{e(_number(value))}{flag}</td>'
+            f'<td class="num">{e(_number(reference.get(name)))}</td>'
+            f'<td class="num">{"exact" if not tol else f"±{tol:.0%}"}</td></tr>'
+        )
+    head = '<tr><th>figure</th><th class="num">this run</th><th class="num">reference</th><th>tolerance</th></tr>'
+    return f'<td><table class="figures">{head}{"".join(rows)}</table></td>'
+
+
+def _course_section(course: list[dict[str, str]], entries: list[dict[str, Any]]) -> str:
+    e = html.escape
+    if not course:
+        return ""
+    reports = {x.get("notebook"): x.get("html") for x in entries}
+    items = []
+    for item in course:
+        link = reports.get(item["notebook"])
+        title = f'<a href="{e(link)}">{e(item["title"])}</a>' if link else e(item["title"])
+        summary = f' <span class="summary">— {e(item["summary"])}</span>' if item.get("summary") else ""
+        items.append(f"<li>{title}{summary}</li>")
+    return f'<h2>The course, in order</h2>\n<ol class="course" start="0">\n{chr(10).join(items)}\n</ol>\n'
+
+
 def write_index(output_dir: Path, manifest: dict[str, Any]) -> Path:
-    """A plain, self-contained ``index.html`` (inline CSS, no scripts) linking every report."""
+    """A plain, self-contained ``index.html`` (inline CSS, no scripts): the course in order, then every report with
+    its status, parameters and headline figures beside the reference run's."""
     e = html.escape
     rows = []
     entries = manifest.get("notebooks", [])
@@ -430,11 +573,13 @@ def write_index(output_dir: Path, manifest: dict[str, Any]) -> Path:
         rows.append(
             "<tr>"
             f'<td><a href="{e(entry.get("html", ""))}">{e(entry.get("notebook", ""))}</a>'
+            f"{' <small>(solutions, for mentors)</small>' if entry.get('kind') == 'solutions' else ''}"
             f' <small>(<a href="{e(entry.get("ipynb", ""))}">ipynb</a>)</small>{failure}</td>'
             f'<td><span class="status {e(status)}">{e(status)}</span></td>'
             f"<td><code>{e(str(entry.get('profile', '')))}</code></td>"
             f"<td><code>{e(format_parameters(entry.get('parameters') or {}))}</code></td>"
             f'<td class="num">{e(str(entry.get("duration_s", "")))} s</td>'
+            f"{_figures_cell(entry)}"
             f"<td><code>{e(str(entry.get('commit', '')))}</code></td>"
             f'<td><time datetime="{e(str(entry.get("started_at", "")))}">'
             f"{e(_readable_time(entry.get('started_at', '')))}</time></td>"
@@ -457,9 +602,14 @@ def write_index(output_dir: Path, manifest: dict[str, Any]) -> Path:
 &middot; profile <code>{e(str(manifest.get("profile", "")))}</code>
 &middot; commit <code>{e(str(manifest.get("commit", "")))}</code>
 &middot; {e(summary)}</div>
+{_course_section(manifest.get("course") or [], entries)}<h2>Runs</h2>
+<p class="meta">Headline figures are what each notebook exists to find, beside the reference run's (the committed
+executed notebook, profile ci). A figure marked ≠ differs from the reference by more than its tolerance (relative;
+"exact" for counts a seeded run reproduces): on another profile or a busier machine timings differ, counts should
+not.</p>
 <table>
 <thead><tr><th>Notebook</th><th>Status</th><th>Profile</th><th>Parameters</th><th class="num">Duration</th>
-<th>Commit</th><th>Started</th></tr></thead>
+<th>Headline figures</th><th>Commit</th><th>Started</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody>
@@ -517,14 +667,29 @@ def run_notebooks(
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     commit = git_commit(root)
-    all_names = [p.name for p in discover_notebooks(notebooks_dir)]
+    every_notebook = discover_notebooks(notebooks_dir)
+    all_solutions = discover_solutions(notebooks_dir, every_notebook)
+    all_names = [p.name for p in every_notebook + all_solutions]
+    course = [course_entry(p) for p in every_notebook]
+    # Solutions run after every notebook, without parameters (they check answers against what the notebooks made).
+    solutions = [
+        NotebookPlan(path=p, profile=profile) for p in discover_solutions(notebooks_dir, [x.path for x in plans])
+    ]
+    kinds = {plan.path: "notebook" for plan in plans} | {plan.path: "solutions" for plan in solutions}
+    plans = plans + solutions
 
     t0 = time.perf_counter()
     results: list[NotebookResult] = []
     for i, plan in enumerate(plans, 1):
         echo(f"[{i}/{len(plans)}] {plan.name} (profile {plan.profile}: {format_parameters(plan.parameters)})")
         result = run_notebook(
-            plan, output_dir, commit=commit, kernel_name=kernel_name, timeout=timeout, progress=progress
+            plan,
+            output_dir,
+            commit=commit,
+            kernel_name=kernel_name,
+            timeout=timeout,
+            progress=progress,
+            kind=kinds[plan.path],
         )
         results.append(result)
         if result.ok:
@@ -536,7 +701,9 @@ def run_notebooks(
             err = result.error or {}
             where = f"cell {err.get('cell_index')}"
             echo(f"      FAILED at {where} after {result.duration_s} s: {err.get('summary')}")
-        manifest = write_manifest(output_dir, results, all_notebooks=all_names, profile=profile, commit=commit)
+        manifest = write_manifest(
+            output_dir, results, all_notebooks=all_names, profile=profile, commit=commit, course=course
+        )
         write_index(output_dir, manifest)
 
     return RunSummary(

@@ -3,7 +3,6 @@ CI), JSON logs written to a file the test reads, and the test-only tasks of ``te
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -15,17 +14,6 @@ from tests.celery_worker import Worker, default_queue, new_queue
 
 class JsonWorker(Worker):
     """A :class:`~tests.celery_worker.Worker` whose log records are JSON (``NEXUS_LOG_FORMAT=json``)."""
-
-    def records(self) -> list[dict]:
-        """The JSON log records the worker wrote so far (its start-up banner is not JSON and is skipped)."""
-        found = []
-        for line in self.text().splitlines():
-            if line.startswith("{"):
-                try:
-                    found.append(json.loads(line))
-                except ValueError:
-                    pass
-        return found
 
     def wait_for_record(self, predicate, timeout: float = 90) -> dict:
         deadline = time.monotonic() + timeout

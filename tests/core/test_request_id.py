@@ -246,3 +246,15 @@ def test_the_id_follows_the_request_into_the_task_it_enqueues(json_worker, user)
         lambda r: r.get("task_id") == other.id and r.get("logger") == "celery.app.trace"
     )
     assert record["request_id"] is None
+
+
+def test_seeding_the_global_random_does_not_repeat_ids():
+    """Notebooks and seeded tests call ``random.seed``: the ids they cause must still differ run to run (a repeated
+    id is dropped from the request log as a duplicate)."""
+    import random
+
+    random.seed(7)
+    first = [request_id.new() for _ in range(3)]
+    random.seed(7)
+    second = [request_id.new() for _ in range(3)]
+    assert not set(first) & set(second)

@@ -28,10 +28,9 @@ import pytest
 
 from nexus_backend.core.benchmark import Flusher, Gunicorn, free_port
 from nexus_backend.infra.embedded import (
-    _ping,
-    _redis_server_binary,
     pid_alive,  # a zombie (killed, not yet reaped) counts as dead
 )
+from nexus_backend.notebooks.workers import RedisBroker
 from tests.celery_worker import Worker
 from tests.waiting import wait_for
 
@@ -92,31 +91,8 @@ def shared_folder(prefix: str) -> Path:
 # ------------------------------------------------------------------------------------------------ Redis
 
 
-class OwnRedis:
-    """A redis-server for this test only: stop() is a clean SHUTDOWN (SIGTERM)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def start(self) -> None:
-        args = [_redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
-        args += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"]
-        args += ["--logfile", str(self.folder / "redis.log")]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: _ping("127.0.0.1", self.port), 10, "the test's redis-server", interval=0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
-        self.proc = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+# The same server notebook 04 stops and starts as its broker (nexus_backend/notebooks/workers.py).
+OwnRedis = RedisBroker
 
 
 # --------------------------------------------------------------------------------------------- RabbitMQ

@@ -191,6 +191,11 @@ def test_manifest_entry_of_a_passing_notebook_has_every_field(reports):
         "html",
         "ipynb",
         "error",
+        "kind",
+        "headline",
+        "headline_tolerance",
+        "reference",
+        "headline_differs",
     }
     assert entry["status"] == "ok" and entry["error"] is None
     assert entry["profile"] == "ci"
