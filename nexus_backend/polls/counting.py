@@ -57,6 +57,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from nexus_backend.core.faults import pause_point
+
 from .models import VOTE_DELTA_TABLE, VOTE_SUMMARY_VIEW, Option, Vote
 
 # What the results endpoint, GraphQL and poll_results() read unless told otherwise (settings.py checks the name).
@@ -255,7 +257,9 @@ def deltas_fold() -> int | None:
         if not cursor.fetchone()[0]:
             return None
         cursor.execute(_FOLD)
-        return int(cursor.fetchone()[0])
+        folded = int(cursor.fetchone()[0])
+        pause_point("fold-before-commit")  # fault tests kill the process here (tests/faults/test_counting_killed.py)
+        return folded
 
 
 def deltas_pending(*, poll_ids: Sequence[int] | None = None) -> int:
@@ -290,6 +294,24 @@ def counters_rebuild(*, poll_ids: Iterable[int] | None = None) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def counted(*, poll_ids: Sequence[int] | None = None) -> dict[int, int]:
+    """``{option id: votes counted}`` (``vote_count`` + pending deltas: what ``delta`` reads, and ``counter`` once
+    folded) for every option, or those of ``poll_ids``."""
+    where, params = "", []
+    if poll_ids is not None:
+        where, params = "WHERE o.poll_id = ANY(%s)", [list(poll_ids)]
+    sql = f"""
+        SELECT o.id, o.vote_count + COALESCE(d.votes, 0)
+        FROM polls_option o
+        LEFT JOIN (SELECT option_id, COUNT(*) AS votes FROM {VOTE_DELTA_TABLE} GROUP BY option_id) d
+            ON d.option_id = o.id
+        {where}
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return dict(cursor.fetchall())
 
 
 def counters_drift(*, poll_ids: Sequence[int] | None = None) -> list[tuple[int, int, int]]:

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from nexus_backend.caching import invalidation
 from nexus_backend.core.exceptions import Conflict, DomainError, NotFound, PermissionDenied
+from nexus_backend.core.faults import pause_point
 from nexus_backend.core.outbox import enqueue_on_commit
 
 from . import counting, selectors
@@ -208,6 +209,7 @@ def vote_cast(*, poll_id: int, option_id, user, strategy: str | None = None) -> 
             if not Option.objects.filter(pk=option_id, poll_id=poll.pk).exists():
                 raise DomainError(f"Option {option_id} is not an option of poll {poll.pk}.", field="option")
             vote = counting.vote_record(poll_id=poll.pk, option_id=option_id, user_id=user.pk, strategy=counts)
+            pause_point("vote-before-commit")  # fault tests kill the web worker here (tests/faults)
             invalidation.votes_changed(poll_id=poll.pk)
             return vote
     except IntegrityError as exc:
