@@ -268,7 +268,16 @@ def time_concurrent(
                 per[name]["outcomes"].update(race.outcomes)
                 per[name]["poll_ids"].append(poll_id)
             measured[w] = per
+    _settle_counters({n: [p for per in measured.values() for p in per[n]["poll_ids"]] for n in strategies})
     return measured
+
+
+def _settle_counters(poll_ids: dict[str, list[int]]) -> None:
+    """Rebuild the counters of the polls voted on through a write path that skips them (``count``, ``summary``), so
+    that every count is right again once measured (deleting those votes later must not drive a counter negative)."""
+    skipped = [p for name, ids in poll_ids.items() if counting.get_strategy(name).on_vote == "nothing" for p in ids]
+    if skipped:
+        counting.counters_rebuild(poll_ids=skipped)
 
 
 def concurrent_summary(measured: dict, *, baseline: str = "count") -> dict:
@@ -292,6 +301,67 @@ def counts_exact(*, strategy: str, poll_ids: Sequence[int]) -> list[int]:
     no vote is in flight on those polls (the two reads are two statements)."""
     chosen = counting.get_strategy(strategy)
     return [p for p in poll_ids if chosen.option_counts(poll_id=p) != counting.COUNT.option_counts(poll_id=p)]
+
+
+_LOCK_WAITS_SQL = """
+    SELECT wait_event, COUNT(*) FROM pg_stat_activity
+    WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()
+    GROUP BY wait_event
+"""
+
+
+@contextlib.contextmanager
+def watching_locks(interval: float = 0.005) -> Iterator[dict]:
+    """Sample ``pg_stat_activity`` every ``interval`` seconds from a thread (its own connection) while the block
+    runs: how many backends of this database wait on a heavyweight lock (``wait_event_type = 'Lock'``; the
+    ``wait_event`` says which kind: ``transactionid`` is "waiting for the transaction holding the row to end",
+    ``tuple`` is "queued for the row behind other waiters"). The yielded dict is filled when the block ends:
+    ``samples``, ``mean_waiting``, ``max_waiting``, ``by_event`` (backend-samples per wait event)."""
+    stop = threading.Event()
+    waiting: list[int] = []
+    by_event: Counter[str] = Counter()
+    stats: dict = {}
+
+    def run() -> None:
+        try:
+            with connection.cursor() as cursor:
+                while not stop.is_set():
+                    cursor.execute(_LOCK_WAITS_SQL)
+                    rows = cursor.fetchall()
+                    waiting.append(sum(n for _, n in rows))
+                    by_event.update({event: n for event, n in rows})
+                    stop.wait(interval)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="lock-watch", daemon=True)
+    thread.start()
+    try:
+        yield stats
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        stats.update(
+            samples=len(waiting),
+            mean_waiting=round(statistics.mean(waiting), 2) if waiting else 0.0,
+            max_waiting=max(waiting, default=0),
+            by_event=dict(by_event),
+        )
+
+
+def lock_waits(*, strategies: Sequence[str], prefix: str, user_ids: Sequence[int], workers: int, votes: int) -> dict:
+    """For each strategy, one race of ``votes`` votes on one option of a fresh poll from ``workers`` threads, while
+    :func:`watching_locks` samples the lock waits: ``{name: {"votes_per_s", "outcomes", **lock statistics}}``."""
+    out = {}
+    for name in strategies:
+        (poll_id, option_ids), *_ = fresh_polls(strategies=[name], prefix=prefix, label="lock waits").values()
+        with folding(), watching_locks() as waits:
+            race = race_votes(
+                poll_id=poll_id, ballots=[(u, option_ids[0]) for u in user_ids[:votes]], workers=workers, strategy=name
+            )
+        out[name] = {"votes_per_s": round(race.votes_per_second, 1), "outcomes": dict(race.outcomes), **waits}
+        _settle_counters({name: [poll_id]})
+    return out
 
 
 # --------------------------------------------------------------------------- one scale, every measurement
