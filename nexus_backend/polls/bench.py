@@ -211,31 +211,42 @@ def time_writes(
 
 
 @contextlib.contextmanager
+def _every(interval: float, step: Callable[[], None], *, name: str) -> Iterator[None]:
+    """Call ``step()`` every ``interval`` seconds in a thread (its own database connection) while the block runs."""
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.wait(interval):
+                step()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
+@contextlib.contextmanager
 def folding(interval: float | None = None) -> Iterator[list[int]]:
     """Run :func:`counting.deltas_fold` every ``interval`` seconds (default ``POLLS_DELTA_FOLD_SECONDS``) in a
     thread for the duration of the block, as the beat task does in production; yields the list of folded counts."""
     from django.conf import settings
 
-    every = interval if interval is not None else getattr(settings, "POLLS_DELTA_FOLD_SECONDS", 1.0)
-    stop = threading.Event()
     folded: list[int] = []
 
-    def run() -> None:
-        try:
-            while not stop.wait(every):
-                n = counting.deltas_fold()
-                if n is not None:
-                    folded.append(n)
-        finally:
-            connections.close_all()
+    def fold() -> None:
+        n = counting.deltas_fold()
+        if n is not None:
+            folded.append(n)
 
-    thread = threading.Thread(target=run, name="vote-delta-fold", daemon=True)
-    thread.start()
-    try:
+    every = interval if interval is not None else getattr(settings, "POLLS_DELTA_FOLD_SECONDS", 1.0)
+    with _every(every, fold, name="vote-delta-fold"):
         yield folded
-    finally:
-        stop.set()
-        thread.join(timeout=60)
 
 
 def time_concurrent(
@@ -317,30 +328,21 @@ def watching_locks(interval: float = 0.005) -> Iterator[dict]:
     ``wait_event`` says which kind: ``transactionid`` is "waiting for the transaction holding the row to end",
     ``tuple`` is "queued for the row behind other waiters"). The yielded dict is filled when the block ends:
     ``samples``, ``mean_waiting``, ``max_waiting``, ``by_event`` (backend-samples per wait event)."""
-    stop = threading.Event()
     waiting: list[int] = []
     by_event: Counter[str] = Counter()
     stats: dict = {}
 
-    def run() -> None:
-        try:
-            with connection.cursor() as cursor:
-                while not stop.is_set():
-                    cursor.execute(_LOCK_WAITS_SQL)
-                    rows = cursor.fetchall()
-                    waiting.append(sum(n for _, n in rows))
-                    by_event.update({event: n for event, n in rows})
-                    stop.wait(interval)
-        finally:
-            connections.close_all()
+    def sample() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(_LOCK_WAITS_SQL)
+            rows = cursor.fetchall()
+        waiting.append(sum(n for _, n in rows))
+        by_event.update({event: n for event, n in rows})
 
-    thread = threading.Thread(target=run, name="lock-watch", daemon=True)
-    thread.start()
     try:
-        yield stats
+        with _every(interval, sample, name="lock-watch"):
+            yield stats
     finally:
-        stop.set()
-        thread.join(timeout=30)
         stats.update(
             samples=len(waiting),
             mean_waiting=round(statistics.mean(waiting), 2) if waiting else 0.0,

@@ -296,9 +296,20 @@ def counters_rebuild(*, poll_ids: Iterable[int] | None = None) -> int:
         return cursor.rowcount
 
 
+# Per option: what it has counted (the counter plus its pending deltas) and COUNT(*) of its votes, in one statement
+# (one snapshot: a vote and its delta commit together, and a fold is seen whole or not at all).
+_COUNTED_AND_ACTUAL = f"""
+    SELECT o.id, o.vote_count + COALESCE(d.votes, 0), COALESCE(c.votes, 0)
+    FROM polls_option o
+    LEFT JOIN (SELECT option_id, COUNT(*) AS votes FROM polls_vote GROUP BY option_id) c ON c.option_id = o.id
+    LEFT JOIN (SELECT option_id, COUNT(*) AS votes FROM {VOTE_DELTA_TABLE} GROUP BY option_id) d
+        ON d.option_id = o.id
+"""
+
+
 def counted(*, poll_ids: Sequence[int] | None = None) -> dict[int, int]:
     """``{option id: votes counted}`` (``vote_count`` + pending deltas: what ``delta`` reads, and ``counter`` once
-    folded) for every option, or those of ``poll_ids``."""
+    folded) for every option, or those of ``poll_ids``. Reads no vote (cheap at any scale)."""
     where, params = "", []
     if poll_ids is not None:
         where, params = "WHERE o.poll_id = ANY(%s)", [list(poll_ids)]
@@ -315,22 +326,13 @@ def counted(*, poll_ids: Sequence[int] | None = None) -> dict[int, int]:
 
 
 def counters_drift(*, poll_ids: Sequence[int] | None = None) -> list[tuple[int, int, int]]:
-    """``(option id, counter + pending deltas, COUNT(*))`` for every option whose count disagrees with its votes
-    (one statement, so one snapshot: votes and their deltas commit together, and a fold is seen whole or not)."""
+    """``(option id, counter + pending deltas, COUNT(*))`` for every option whose count disagrees with its votes."""
     where, params = "", []
     if poll_ids is not None:
         where, params = "WHERE o.poll_id = ANY(%s)", [list(poll_ids)]
-    sql = f"""
-        SELECT o.id, o.vote_count + COALESCE(d.votes, 0), COALESCE(c.votes, 0)
-        FROM polls_option o
-        LEFT JOIN (SELECT option_id, COUNT(*) AS votes FROM polls_vote GROUP BY option_id) c ON c.option_id = o.id
-        LEFT JOIN (SELECT option_id, COUNT(*) AS votes FROM {VOTE_DELTA_TABLE} GROUP BY option_id) d
-            ON d.option_id = o.id
-        {where}
-    """
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [(i, counter, actual) for i, counter, actual in cursor.fetchall() if counter != actual]
+        cursor.execute(f"{_COUNTED_AND_ACTUAL} {where}", params)
+        return [(i, n, actual) for i, n, actual in cursor.fetchall() if n != actual]
 
 
 def summary_refresh(*, concurrently: bool = True) -> float | None:

@@ -80,6 +80,18 @@ def test_concurrent_voters_on_one_option_with_folds_running_count_every_vote_onc
     assert bench.counts_exact(strategy="counter", poll_ids=[poll.pk]) == []
 
 
+def _fold_held_open(holding: threading.Event, release: threading.Event) -> None:
+    """The fold's statement in a transaction kept open (its deltas deleted and counters updated, not committed)
+    from ``holding`` until ``release``; then it commits."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_FOLD)
+            holding.set()
+            release.wait(60)
+    finally:
+        connections.close_all()
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.timeout(120)
 def test_voters_are_not_blocked_by_a_fold_holding_its_locks(poll):
@@ -91,16 +103,7 @@ def test_voters_are_not_blocked_by_a_fold_holding_its_locks(poll):
         services.vote_cast(poll_id=poll.pk, option_id=option.pk, user=u)
     holding, release = threading.Event(), threading.Event()
 
-    def slow_fold():
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(_FOLD)
-                holding.set()
-                release.wait(60)
-        finally:
-            connections.close_all()
-
-    fold = threading.Thread(target=slow_fold)
+    fold = threading.Thread(target=_fold_held_open, args=(holding, release))
     fold.start()
     try:
         assert holding.wait(30)
@@ -133,15 +136,6 @@ def test_a_vote_deleted_while_a_fold_holds_its_delta_is_subtracted_once(poll, ma
     holding, release = threading.Event(), threading.Event()
     deleter_pid: list[int] = []
 
-    def slow_fold():
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(_FOLD)
-                holding.set()
-                release.wait(60)
-        finally:
-            connections.close_all()
-
     def delete_vote():
         try:
             with connection.cursor() as cursor:
@@ -151,7 +145,7 @@ def test_a_vote_deleted_while_a_fold_holds_its_delta_is_subtracted_once(poll, ma
         finally:
             connections.close_all()
 
-    fold = threading.Thread(target=slow_fold)
+    fold = threading.Thread(target=_fold_held_open, args=(holding, release))
     fold.start()
     assert holding.wait(30)
     deleter = threading.Thread(target=delete_vote)

@@ -19,7 +19,7 @@ For each scale it generates seeded data (``datagen``, prefix ``bench_``), then m
   was raced on (``counts wrong``; must be 0 for every strategy but the stale ``summary``, refreshed first).
 
 Prints a table, saves JSON to ``bench/results/bench-votes-<time>.json``, and removes its data (``--keep`` keeps
-it). Performance targets live here, never in timed tests (DESIGN.md §9).
+it). Performance targets live here, never in timed tests.
 """
 
 from __future__ import annotations
