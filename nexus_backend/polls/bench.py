@@ -460,6 +460,10 @@ def measure_scale(
         rounds=concurrent_rounds,
     )
     concurrent = concurrent_summary(contended)
+    # The reads again, with the delta table as the storm left it (up to one fold interval of votes pending, and
+    # the pages concurrent inserts spread them over): what a reader pays while a poll is hot.
+    row["pending_deltas_after_concurrent_votes"] = counting.deltas_pending()
+    reads_after = time_reads(poll_id=made.hot_poll_id, strategies=names, repeats=repeats)
     contended_polls = {n: [p for per in contended.values() for p in per[n]["poll_ids"]] for n in names}
     if "summary" in names:
         counting.summary_refresh()
@@ -477,6 +481,7 @@ def measure_scale(
     for name in names:
         row["strategies"][name] = {
             "query": latency_summary(reads[name]),
+            "query_after_concurrent_votes": latency_summary(reads_after[name]),
             "endpoint": latency_summary(endpoint["times"][name]),
             "votes_per_s_sequential": round(statistics.median(rates[name]), 1),
             # at the largest thread count (the hottest case); every count is in concurrent_by_workers
@@ -490,6 +495,9 @@ def measure_scale(
         for data in row["strategies"].values():
             data["endpoint_speedup_vs_count"] = _ratio(base["endpoint"]["median_ms"], data["endpoint"]["median_ms"])
             data["query_speedup_vs_count"] = _ratio(base["query"]["median_ms"], data["query"]["median_ms"])
+            data["query_after_concurrent_votes_speedup_vs_count"] = _ratio(
+                base["query_after_concurrent_votes"]["median_ms"], data["query_after_concurrent_votes"]["median_ms"]
+            )
     return row
 
 

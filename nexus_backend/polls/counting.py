@@ -251,7 +251,8 @@ def deltas_fold() -> int | None:
     Idempotent and crash-safe: a delta is deleted in the transaction that adds it, so it is counted once whether
     this commits, rolls back or is killed. Deltas of votes still in flight are invisible here and stay pending
     for the next fold. Readers are never blocked; voters neither (a vote takes ``FOR KEY SHARE`` on its option
-    for its foreign key, which does not conflict with this ``UPDATE`` of a non-key column)."""
+    for its foreign key, which does not conflict with this ``UPDATE`` of a non-key column). After the commit the
+    table is vacuumed (when not called inside a transaction)."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", [_FOLD_LOCK])
         if not cursor.fetchone()[0]:
@@ -259,7 +260,17 @@ def deltas_fold() -> int | None:
         cursor.execute(_FOLD)
         folded = int(cursor.fetchone()[0])
         pause_point("fold-before-commit")  # fault tests kill the process here (tests/faults/test_counting_killed.py)
-        return folded
+    if folded and not connection.in_atomic_block:
+        _deltas_vacuum()
+    return folded
+
+
+def _deltas_vacuum() -> None:
+    """Make the folded rows' space reusable at once, so the table a read scans stays as small as one fold interval
+    of votes (dead rows would otherwise pile up until autovacuum, and every read scans them too). ``SKIP_LOCKED``:
+    never wait for another vacuum; ``TRUNCATE false``: never take the exclusive lock that would stall voters."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM (SKIP_LOCKED, TRUNCATE false) {VOTE_DELTA_TABLE}")
 
 
 def deltas_pending(*, poll_ids: Sequence[int] | None = None) -> int:

@@ -35,6 +35,7 @@ def test_bench_votes_measures_every_strategy_and_cleans_up(tmp_path):
         for data in row["strategies"].values():
             assert data["query"]["median_ms"] > 0 and data["query"]["p95_ms"] >= data["query"]["median_ms"]
             assert data["endpoint"]["median_ms"] > 0 and data["endpoint"]["n"] == 5
+            assert data["query_after_concurrent_votes"]["median_ms"] > 0
             assert data["votes_per_s_sequential"] > 0 and data["votes_per_s_concurrent"] > 0
             assert set(data["concurrent_by_workers"]) == {"2", "4"}
             assert data["votes_per_s_concurrent"] == data["concurrent_by_workers"]["4"]["votes_per_s"]

@@ -7,7 +7,8 @@
 
 For each scale it generates seeded data (``datagen``, prefix ``bench_``), then measures, strategies interleaved:
 
-- the results query alone (``Strategy.option_counts``) on the hottest poll: median and p95;
+- the results query alone (``Strategy.option_counts``) on the hottest poll: median and p95; and again after the
+  concurrent votes, with the delta table as they left it;
 - ``GET /api/polls/{id}/results/`` in-process (full Django stack, response cache off): median and p95, and its
   ratio against the ``count`` strategy measured in the same run;
 - vote write throughput: sequential ``vote_cast`` calls (each its own transaction) per strategy's write path, and
@@ -227,6 +228,11 @@ def format_table(result: dict) -> str:
                 )
             )
         extra = f"summary refresh {_fmt(row['summary_refresh_ms'], 1)} ms"
+        after = {n: d["query_after_concurrent_votes"]["median_ms"] for n, d in row["strategies"].items()}
+        extra += (
+            f"; query p50 after the concurrent votes ({row['pending_deltas_after_concurrent_votes']} deltas pending): "
+            + ", ".join(f"{n} {_fmt(ms, 3)}" for n, ms in after.items())
+        )
         wrong = {k: v for k, v in row.get("counts_wrong_after_concurrent_votes", {}).items() if v}
         extra += f"; COUNTS WRONG after concurrent votes: {wrong}" if wrong else "; counts == COUNT(*) after the run"
         hits = {k: v for k, v in row.get("endpoint_cache_headers", {}).items() if k not in ("-", "off", "miss")}
