@@ -33,6 +33,8 @@ REFUSED = [
     ("CELERY_BROKER_URL", "kafka://user:hunter2@broker/", "must be an amqp:// (RabbitMQ) or redis:// URL"),
     ("NEXUS_TRUSTED_PROXIES", "two", "must be a whole number"),
     ("NEXUS_RATE_VOTE_IP", "lots", "must be a rate like 5/min"),
+    ("POLLS_RESULTS_STRATEGY", "fastest", "must be one of count, counter, summary, delta"),
+    ("POLLS_DELTA_FOLD_SECONDS", "0", "must be at least 0.1"),
 ]
 
 ACCEPTED = [
@@ -44,6 +46,8 @@ ACCEPTED = [
     ("NEXUS_CACHE_INVALIDATION", "global"),
     ("JWT_ACCESS_MINUTES", "30"),
     ("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:1//"),
+    ("POLLS_RESULTS_STRATEGY", "Counter"),
+    ("POLLS_DELTA_FOLD_SECONDS", "2.5"),
 ]
 
 

@@ -52,7 +52,7 @@ class Command(BaseCommand):
         parser.add_argument("--write-votes", type=int, default=200, help="sequential votes per round (default 200)")
         parser.add_argument("--write-rounds", type=int, default=3, help="interleaved write rounds (default 3)")
         parser.add_argument(
-            "--workers", default="8", help="comma-separated thread counts for the concurrent write test (1-64 each)"
+            "--workers", default="8,32,64", help="comma-separated thread counts for the concurrent test (1-64 each)"
         )
         parser.add_argument("--concurrent-votes", type=int, default=960, help="votes per concurrent race")
         parser.add_argument("--concurrent-rounds", type=int, default=3, help="alternating concurrent rounds")
