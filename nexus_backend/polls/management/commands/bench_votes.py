@@ -54,8 +54,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--workers", default="8,32,64", help="comma-separated thread counts for the concurrent test (1-64 each)"
         )
-        parser.add_argument("--concurrent-votes", type=int, default=960, help="votes per concurrent race")
-        parser.add_argument("--concurrent-rounds", type=int, default=3, help="alternating concurrent rounds")
+        parser.add_argument("--concurrent-votes", type=int, default=640, help="votes per concurrent race")
+        parser.add_argument("--concurrent-rounds", type=int, default=7, help="alternating concurrent rounds")
         parser.add_argument("--seed", type=int, default=0, help="data seed")
         parser.add_argument("--prefix", default="bench_", help="username prefix owning the benchmark's data")
         parser.add_argument("--keep", action="store_true", help="keep the last scale's data afterwards")
