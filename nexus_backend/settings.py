@@ -276,6 +276,14 @@ CORS_ALLOWED_ORIGINS = env_list(
 )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
+# ---------------------------------------------------------------- Counting votes (nexus_backend/polls/counting.py)
+POLLS_COUNTING_STRATEGIES = ("count", "counter", "summary", "delta")  # counting.STRATEGIES (a test keeps them equal)
+# What the results endpoint and GraphQL read, and how a vote is counted ("delta": exact and lock-free for voters).
+POLLS_RESULTS_STRATEGY = env_choice("POLLS_RESULTS_STRATEGY", "delta", POLLS_COUNTING_STRATEGIES)
+# How often the fold_vote_deltas task moves pending deltas into the counters (reads stay exact in between; the
+# interval bounds how many pending rows a read scans).
+POLLS_DELTA_FOLD_SECONDS = env_float("POLLS_DELTA_FOLD_SECONDS", 1.0, 0.1)
+
 # ---------------------------------------------------------------- Celery
 CELERY_BROKER_URL = SERVICES.broker_url
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", SERVICES.redis_url)
@@ -293,6 +301,11 @@ CELERY_BEAT_SCHEDULE = {
     "close-expired-polls": {
         "task": "nexus_backend.polls.tasks.close_expired_polls",
         "schedule": crontab(minute="*"),
+    },
+    "fold-vote-deltas": {  # the "delta" counting strategy (nexus_backend/polls/counting.py)
+        "task": "nexus_backend.polls.tasks.fold_vote_deltas",
+        "schedule": POLLS_DELTA_FOLD_SECONDS,
+        "options": {"expires": max(POLLS_DELTA_FOLD_SECONDS * 5, 5.0)},
     },
     "refresh-vote-summary": {  # the materialised-view counting strategy (nexus_backend/polls/counting.py)
         "task": "nexus_backend.polls.tasks.refresh_vote_summary",

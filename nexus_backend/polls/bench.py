@@ -10,6 +10,9 @@ ratio measured side by side means more than any absolute number), and reported a
 - :func:`time_writes`: ``services.vote_cast`` one vote after another, each in its own transaction (so each pays a
   commit), per strategy's write path; and the same from several threads at once on one option (contention).
 - :func:`race_votes`: many ``vote_cast`` calls at once from threads, each with its own database connection.
+- :func:`time_concurrent`: :func:`race_votes` on one option of a fresh poll per race, at each thread count, every
+  strategy in alternating rounds while a thread folds the ``delta`` strategy's pending votes as the beat task would;
+  reported as the median of each round's ratio to ``count`` (measured in the same round).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -51,10 +54,14 @@ def latency_summary(seconds: Sequence[float]) -> dict:
 
 
 def _interleaved(names: Sequence[str], rounds: int) -> Iterable[tuple[int, str]]:
-    """Round-robin order, rotated every round so no strategy always goes first."""
+    """Round-robin order, rotated every round and reversed on odd rounds, so no strategy always goes first or
+    after the same neighbour (the rule of ``core.benchmark.alternate_rounds``)."""
     for r in range(rounds):
         shift = r % len(names)
-        for name in (*names[shift:], *names[:shift]):
+        order = [*names[shift:], *names[:shift]]
+        if r % 2:
+            order.reverse()
+        for name in order:
             yield r, name
 
 
@@ -137,13 +144,20 @@ def race_votes(
     """Cast ``ballots`` (``(user id, option id)`` pairs) through ``services.vote_cast`` from ``workers`` threads at
     once, each thread on its own database connection; a barrier releases them together (``start_together``).
 
-    Returns how each attempt ended. Threads close their connections before returning."""
+    Returns how each attempt ended, and the seconds from the release (or the start, without the barrier) to the last
+    vote: connecting and disconnecting are not timed. Threads close their connections before returning."""
     if not 1 <= workers <= 64:
         raise ValueError(f"workers must be from 1 to 64, got {workers}")
     User = get_user_model()
     lanes = [list(ballots[i::workers]) for i in range(workers)]
     lanes = [lane for lane in lanes if lane]
-    barrier = threading.Barrier(len(lanes)) if start_together and lanes else None
+    released: list[float] = []
+    finished: list[float] = []
+    barrier = (
+        threading.Barrier(len(lanes), action=lambda: released.append(time.perf_counter()))
+        if start_together and lanes
+        else None
+    )
 
     def run(lane: list[tuple[int, int]]) -> Counter:
         outcomes: Counter[str] = Counter()
@@ -160,6 +174,7 @@ def race_votes(
                     outcomes[exc.code] += 1
                 except Exception as exc:  # noqa: BLE001 (reported, not hidden: the caller asserts on outcomes)
                     outcomes[f"error:{type(exc).__name__}"] += 1
+            finished.append(time.perf_counter())
         finally:
             connections.close_all()
         return outcomes
@@ -169,7 +184,8 @@ def race_votes(
     with ThreadPoolExecutor(max_workers=len(lanes) or 1, thread_name_prefix="vote-race") as pool:
         for outcome in pool.map(run, lanes):
             total.update(outcome)
-    return RaceResult(outcomes=total, seconds=time.perf_counter() - start)
+    end = max(finished, default=time.perf_counter())
+    return RaceResult(outcomes=total, seconds=end - (released[0] if released else start))
 
 
 def time_writes(
@@ -203,6 +219,162 @@ def time_writes(
     return rates
 
 
+@contextlib.contextmanager
+def _every(interval: float, step: Callable[[], None], *, name: str) -> Iterator[None]:
+    """Call ``step()`` every ``interval`` seconds in a thread (its own database connection) while the block runs."""
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.wait(interval):
+                step()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
+@contextlib.contextmanager
+def folding(interval: float | None = None) -> Iterator[list[int]]:
+    """Run :func:`counting.deltas_fold` every ``interval`` seconds (default ``POLLS_DELTA_FOLD_SECONDS``) in a
+    thread for the duration of the block, as the beat task does in production; yields the list of folded counts."""
+    from django.conf import settings
+
+    folded: list[int] = []
+
+    def fold() -> None:
+        n = counting.deltas_fold()
+        if n is not None:
+            folded.append(n)
+
+    every = interval if interval is not None else getattr(settings, "POLLS_DELTA_FOLD_SECONDS", 1.0)
+    with _every(every, fold, name="vote-delta-fold"):
+        yield folded
+
+
+def time_concurrent(
+    *,
+    strategies: Sequence[str],
+    prefix: str,
+    user_ids: Sequence[int],
+    workers: Sequence[int] = (8,),
+    votes: int = 400,
+    rounds: int = 3,
+) -> dict:
+    """Concurrent votes per second for each strategy at each thread count: per round and strategy, ``votes``
+    votes (``user_ids[:votes]``) for the first option of a fresh poll from ``workers`` threads released together;
+    strategies alternate round by round (:func:`_interleaved`) while :func:`folding` runs.
+
+    Returns ``{threads: {name: {"rates": [...], "outcomes": Counter, "poll_ids": [...]}}}``; :func:`concurrent_summary`
+    turns it into medians and ratios to ``count``."""
+    if len(user_ids) < votes:
+        raise ValueError(f"time_concurrent needs {votes} users, got {len(user_ids)}")
+    measured: dict[int, dict] = {}
+    with folding():
+        for w in workers:
+            per = {n: {"rates": [], "outcomes": Counter(), "poll_ids": []} for n in strategies}
+            for r, name in _interleaved(list(strategies), rounds):
+                (poll_id, option_ids), *_ = fresh_polls(strategies=[name], prefix=prefix, label=f"{w}thr r{r}").values()
+                race = race_votes(
+                    poll_id=poll_id, ballots=[(u, option_ids[0]) for u in user_ids[:votes]], workers=w, strategy=name
+                )
+                per[name]["rates"].append(race.votes_per_second)
+                per[name]["outcomes"].update(race.outcomes)
+                per[name]["poll_ids"].append(poll_id)
+            measured[w] = per
+    _settle_counters({n: [p for per in measured.values() for p in per[n]["poll_ids"]] for n in strategies})
+    return measured
+
+
+def _settle_counters(poll_ids: dict[str, list[int]]) -> None:
+    """Rebuild the counters of the polls voted on through a write path that skips them (``count``, ``summary``), so
+    that every count is right again once measured (deleting those votes later must not drive a counter negative)."""
+    skipped = [p for name, ids in poll_ids.items() if counting.get_strategy(name).on_vote == "nothing" for p in ids]
+    if skipped:
+        counting.counters_rebuild(poll_ids=skipped)
+
+
+def concurrent_summary(measured: dict, *, baseline: str = "count") -> dict:
+    """``{name: {threads: {"votes_per_s", "x_count", "per_round_x_count"}}}`` from :func:`time_concurrent`: the
+    median rate, and the median of the per-round ratios to ``baseline`` (paired: both measured in one round)."""
+    out: dict[str, dict] = {}
+    for w, per in measured.items():
+        base = per.get(baseline, {}).get("rates")
+        for name, data in per.items():
+            ratios = [round(a / b, 3) for a, b in zip(data["rates"], base, strict=True) if b] if base else []
+            out.setdefault(name, {})[str(w)] = {
+                "votes_per_s": round(statistics.median(data["rates"]), 1),
+                "x_count": round(statistics.median(ratios), 3) if ratios else None,
+                "per_round_x_count": ratios,
+            }
+    return out
+
+
+def counts_exact(*, strategy: str, poll_ids: Sequence[int]) -> list[int]:
+    """The polls among ``poll_ids`` where ``strategy``'s counts differ from ``COUNT(*)`` per option. Call it when
+    no vote is in flight on those polls (the two reads are two statements)."""
+    chosen = counting.get_strategy(strategy)
+    return [p for p in poll_ids if chosen.option_counts(poll_id=p) != counting.COUNT.option_counts(poll_id=p)]
+
+
+_LOCK_WAITS_SQL = """
+    SELECT wait_event, COUNT(*) FROM pg_stat_activity
+    WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()
+    GROUP BY wait_event
+"""
+
+
+@contextlib.contextmanager
+def watching_locks(interval: float = 0.005) -> Iterator[dict]:
+    """Sample ``pg_stat_activity`` every ``interval`` seconds from a thread (its own connection) while the block
+    runs: how many backends of this database wait on a heavyweight lock (``wait_event_type = 'Lock'``; the
+    ``wait_event`` says which kind: ``transactionid`` is "waiting for the transaction holding the row to end",
+    ``tuple`` is "queued for the row behind other waiters"). The yielded dict is filled when the block ends:
+    ``samples``, ``mean_waiting``, ``max_waiting``, ``by_event`` (backend-samples per wait event)."""
+    waiting: list[int] = []
+    by_event: Counter[str] = Counter()
+    stats: dict = {}
+
+    def sample() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(_LOCK_WAITS_SQL)
+            rows = cursor.fetchall()
+        waiting.append(sum(n for _, n in rows))
+        by_event.update({event: n for event, n in rows})
+
+    try:
+        with _every(interval, sample, name="lock-watch"):
+            yield stats
+    finally:
+        stats.update(
+            samples=len(waiting),
+            mean_waiting=round(statistics.mean(waiting), 2) if waiting else 0.0,
+            max_waiting=max(waiting, default=0),
+            by_event=dict(by_event),
+        )
+
+
+def lock_waits(*, strategies: Sequence[str], prefix: str, user_ids: Sequence[int], workers: int, votes: int) -> dict:
+    """For each strategy, one race of ``votes`` votes on one option of a fresh poll from ``workers`` threads, while
+    :func:`watching_locks` samples the lock waits: ``{name: {"votes_per_s", "outcomes", **lock statistics}}``."""
+    out = {}
+    for name in strategies:
+        (poll_id, option_ids), *_ = fresh_polls(strategies=[name], prefix=prefix, label="lock waits").values()
+        with folding(), watching_locks() as waits:
+            race = race_votes(
+                poll_id=poll_id, ballots=[(u, option_ids[0]) for u in user_ids[:votes]], workers=workers, strategy=name
+            )
+        out[name] = {"votes_per_s": round(race.votes_per_second, 1), "outcomes": dict(race.outcomes), **waits}
+        _settle_counters({name: [poll_id]})
+    return out
+
+
 # --------------------------------------------------------------------------- one scale, every measurement
 
 
@@ -231,8 +403,9 @@ def measure_scale(
     repeats: int = 50,
     write_votes: int = 100,
     write_rounds: int = 2,
-    workers: int = 8,
+    workers: Sequence[int] = (8,),
     concurrent_votes: int = 200,
+    concurrent_rounds: int = 3,
     seed: int = 0,
     prefix: str = "bench_",
     polls: int | None = None,
@@ -286,15 +459,28 @@ def measure_scale(
             rounds=write_rounds,
             on_progress=bar.update,
         )
-    contended = fresh_polls(strategies=names, prefix=prefix, label="concurrent")
-    races = {}
-    for name in names:
-        poll_id, option_ids = contended[name]
-        ballots = [(u, option_ids[0]) for u in users[:concurrent_votes]]
-        races[name] = race_votes(poll_id=poll_id, ballots=ballots, workers=workers, strategy=name)
-    if "counter" in contended:
-        row["counter_drift_after_concurrent_votes"] = len(counting.counters_drift(poll_ids=[contended["counter"][0]]))
-    write_polls = [p[0] for p in (*sequential.values(), *contended.values())]
+    say(f"concurrent votes on one option: {', '.join(map(str, workers))} threads, {concurrent_rounds} rounds")
+    contended = time_concurrent(
+        strategies=names,
+        prefix=prefix,
+        user_ids=users,
+        workers=workers,
+        votes=concurrent_votes,
+        rounds=concurrent_rounds,
+    )
+    concurrent = concurrent_summary(contended)
+    # The reads again, with the delta table as the storm left it (up to one fold interval of votes pending, and
+    # the pages concurrent inserts spread them over): what a reader pays while a poll is hot.
+    row["pending_deltas_after_concurrent_votes"] = counting.deltas_pending()
+    reads_after = time_reads(poll_id=made.hot_poll_id, strategies=names, repeats=repeats)
+    contended_polls = {n: [p for per in contended.values() for p in per[n]["poll_ids"]] for n in names}
+    if "summary" in names:
+        counting.summary_refresh()
+    # The exactness check: every fresh strategy's counts equal COUNT(*) per option on every poll it was raced on.
+    row["counts_wrong_after_concurrent_votes"] = {
+        n: len(counts_exact(strategy=n, poll_ids=contended_polls[n])) for n in names if n != "count"
+    }
+    write_polls = [p[0] for p in sequential.values()] + [p for n in names for p in contended_polls[n]]
     counting.counters_rebuild(poll_ids=write_polls)  # the count/summary write paths skipped the counter
     row["write_poll_ids"] = write_polls
     # Leave the tables settled, as autovacuum eventually would: fresh statistics, and a visibility map that lets
@@ -304,10 +490,13 @@ def measure_scale(
     for name in names:
         row["strategies"][name] = {
             "query": latency_summary(reads[name]),
+            "query_after_concurrent_votes": latency_summary(reads_after[name]),
             "endpoint": latency_summary(endpoint["times"][name]),
             "votes_per_s_sequential": round(statistics.median(rates[name]), 1),
-            "votes_per_s_concurrent": round(races[name].votes_per_second, 1),
-            "concurrent_outcomes": dict(races[name].outcomes),
+            # at the largest thread count (the hottest case); every count is in concurrent_by_workers
+            "votes_per_s_concurrent": concurrent[name][str(max(workers))]["votes_per_s"],
+            "concurrent_by_workers": concurrent[name],
+            "concurrent_outcomes": dict(sum((per[name]["outcomes"] for per in contended.values()), Counter())),
             "fresh": counting.STRATEGIES[name].fresh,
         }
     if "count" in row["strategies"]:
@@ -315,6 +504,9 @@ def measure_scale(
         for data in row["strategies"].values():
             data["endpoint_speedup_vs_count"] = _ratio(base["endpoint"]["median_ms"], data["endpoint"]["median_ms"])
             data["query_speedup_vs_count"] = _ratio(base["query"]["median_ms"], data["query"]["median_ms"])
+            data["query_after_concurrent_votes_speedup_vs_count"] = _ratio(
+                base["query_after_concurrent_votes"]["median_ms"], data["query_after_concurrent_votes"]["median_ms"]
+            )
     return row
 
 
@@ -346,4 +538,25 @@ def rows_frame(scales: Iterable[dict]):
                     "fresh": d["fresh"],
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def concurrent_frame(scales: Iterable[dict]):
+    """One row per (scale, strategy, threads) from :func:`measure_scale` results: concurrent votes/s on one option
+    and its paired ratio to ``count``, as a pandas DataFrame."""
+    import pandas as pd
+
+    rows = []
+    for scale in scales:
+        for name, d in scale["strategies"].items():
+            for threads, c in d["concurrent_by_workers"].items():
+                rows.append(
+                    {
+                        "votes": scale["votes"],
+                        "strategy": name,
+                        "threads": int(threads),
+                        "votes_per_s": c["votes_per_s"],
+                        "x_count": c["x_count"],
+                    }
+                )
     return pd.DataFrame(rows)

@@ -130,7 +130,7 @@ class Query:
         with _as_graphql_errors():
             return selectors.poll_get(poll_id=_id(id, what="Poll"))
 
-    @strawberry.field(description="Votes per option, exact (read from the denormalised per-option counters).")
+    @strawberry.field(description="Votes per option, exact (per-option counters plus votes not yet folded in).")
     def results(self, poll_id: strawberry.ID) -> PollResultsType:
         with _as_graphql_errors():
             return PollResultsType.from_results(selectors.poll_results(poll_id=_id(poll_id, what="Poll")))

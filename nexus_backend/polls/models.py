@@ -118,3 +118,4 @@ class Vote(models.Model):
 # the services and the tests refer to them by these names.
 VOTE_OPTION_IN_POLL_FK = "vote_option_belongs_to_poll"
 VOTE_SUMMARY_VIEW = "polls_vote_summary"
+VOTE_DELTA_TABLE = "polls_vote_delta"  # the "delta" counting strategy's pending votes (migration 0005)

@@ -65,8 +65,8 @@ class PollResults:
 
 
 def poll_results(*, poll_id: int, strategy: str | None = None) -> PollResults:
-    """Votes per option, counted by ``strategy`` (``count``, ``counter`` or ``summary``; see ``counting.py``).
-    ``None`` means the strategy the API uses (``counting.RESULTS_STRATEGY``, the denormalised counter).
+    """Votes per option, counted by ``strategy`` (``count``, ``counter``, ``summary`` or ``delta``; ``counting.py``).
+    ``None`` means the strategy the API uses (``counting.RESULTS_STRATEGY``: ``delta``, counter + pending deltas).
 
     Two queries: the poll, then its options with their votes."""
     counts = counting.get_strategy(strategy)

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from nexus_backend.caching import invalidation
 from nexus_backend.core.exceptions import Conflict, DomainError, NotFound, PermissionDenied
+from nexus_backend.core.faults import pause_point
 from nexus_backend.core.outbox import enqueue_on_commit
 
 from . import counting, selectors
@@ -208,11 +209,13 @@ def vote_cast(*, poll_id: int, option_id, user, strategy: str | None = None) -> 
     composite foreign key ``vote_option_belongs_to_poll`` and the unique ``(poll, user)``), so concurrent attempts
     cannot slip past a check made in Python.
 
-    The option's counter is incremented with ``F()`` in the same transaction (the results endpoint reads it; see
-    ``counting.py``). ``strategy`` exists for measurements only: ``"count"`` or ``"summary"`` skip the counter to
-    time what a vote would cost without it, leaving the poll's counters to :func:`counting.counters_rebuild`.
+    The vote is counted in the same transaction, the way the API's strategy counts (``counting.vote_path``): with
+    ``delta``, a pending row appended by the vote's own ``INSERT``; with ``counter``, ``F() + 1`` on the option.
+    Either way a read right after the ``201`` includes the vote. ``strategy`` exists for measurements only:
+    ``"count"`` or ``"summary"`` skip the counting to time what a vote would cost without it, leaving the poll's
+    counters to :func:`counting.counters_rebuild`.
     """
-    counts = counting.get_strategy("counter" if strategy is None else strategy)
+    counts = counting.vote_path() if strategy is None else counting.get_strategy(strategy)
     try:
         option_id = int(option_id)
     except (TypeError, ValueError):
@@ -228,9 +231,8 @@ def vote_cast(*, poll_id: int, option_id, user, strategy: str | None = None) -> 
             # usual case a clear message without relying on parsing an error.
             if not Option.objects.filter(pk=option_id, poll_id=poll.pk).exists():
                 raise DomainError(f"Option {option_id} is not an option of poll {poll.pk}.", field="option")
-            vote = Vote.objects.create(poll_id=poll.pk, option_id=option_id, user=user)
-            if counts.maintains_counter:
-                counting.counter_increment(option_id=option_id)
+            vote = counting.vote_record(poll_id=poll.pk, option_id=option_id, user_id=user.pk, strategy=counts)
+            pause_point("vote-before-commit")  # fault tests kill the web worker here (tests/faults)
             invalidation.votes_changed(poll_id=poll.pk)
             return vote
     except IntegrityError as exc:

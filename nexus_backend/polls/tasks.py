@@ -41,3 +41,18 @@ def refresh_vote_summary() -> float | None:
     else:
         logger.info("vote summary refreshed in %.3f s", took)
     return took
+
+
+# idempotent: a delta is deleted in the transaction that adds it to the counter, so a retried or killed fold
+# counts nothing twice (acks_late: a fold lost with its worker is simply run again)
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def fold_vote_deltas() -> int | None:
+    """Fold the ``delta`` counting strategy's pending votes into the counters (beat, every
+    ``POLLS_DELTA_FOLD_SECONDS``; see ``counting.py``). Returns how many votes were folded, or ``None`` when
+    another fold was running."""
+    from .counting import deltas_fold
+
+    folded = deltas_fold()
+    if folded:
+        logger.info("folded %d pending vote(s) into the counters", folded)
+    return folded

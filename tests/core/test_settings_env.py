@@ -38,6 +38,8 @@ REFUSED = [
     ("NEXUS_RATE_REGISTER_IP", "0/hour", "must be a rate like 5/min"),
     ("NEXUS_RATE_LOGIN_ANON", "5/min", "no longer read"),  # renamed: refused, not silently ignored
     ("NEXUS_RATE_LOGIN_USER", "10/min", "set NEXUS_RATE_LOGIN_ACCOUNT instead"),
+    ("POLLS_RESULTS_STRATEGY", "fastest", "must be one of count, counter, summary, delta"),
+    ("POLLS_DELTA_FOLD_SECONDS", "0", "must be at least 0.1"),
 ]
 
 ACCEPTED = [
@@ -50,6 +52,8 @@ ACCEPTED = [
     ("JWT_ACCESS_MINUTES", "30"),
     ("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:1//"),
     ("NEXUS_TRUSTED_PROXY_NETWORKS", "10.0.0.0/8, 2001:db8::/32, 192.0.2.7"),
+    ("POLLS_RESULTS_STRATEGY", "Counter"),
+    ("POLLS_DELTA_FOLD_SECONDS", "2.5"),
 ]
 
 

@@ -235,8 +235,9 @@ class PollResultsView(generics.GenericAPIView):
     @extend_schema(
         operation_id="polls_results",
         summary="Votes per option",
-        description="Exact and cheap at any scale: the counts are per-option counters incremented in each vote's "
-        "transaction, not a `COUNT(*)` over the votes (see `nexus_backend/polls/counting.py`).",
+        description="Exact and cheap at any scale: each option's counter plus the votes not yet folded into it "
+        "(written by each vote's own statement, folded every second), not a `COUNT(*)` over the votes "
+        "(see `nexus_backend/polls/counting.py`).",
         parameters=[POLL_ID, cached.CACHE_HEADER_PARAMETER],
         responses={200: PollResultsSerializer, 404: POLL_NOT_FOUND},
     )

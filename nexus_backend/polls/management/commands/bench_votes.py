@@ -1,20 +1,26 @@
-"""``manage.py bench_votes``: the three vote-counting strategies side by side at 10k, 100k and 1M votes.
+"""``manage.py bench_votes``: the vote-counting strategies side by side at 10k, 100k and 1M votes.
 
-    python manage.py bench_votes                                   # ~1-2 minutes on a 2-core machine
+    python manage.py bench_votes                                   # a few minutes on a 2-core machine
     python manage.py bench_votes --scales 10k,100k --repeats 100   # quicker
+    python manage.py bench_votes --scales 1m --workers 8,32,64     # the hot-option contention case
     python manage.py bench_votes --json out.json                   # also write the results there
 
 For each scale it generates seeded data (``datagen``, prefix ``bench_``), then measures, strategies interleaved:
 
-- the results query alone (``Strategy.option_counts``) on the hottest poll: median and p95;
+- the results query alone (``Strategy.option_counts``) on the hottest poll: median and p95; and again after the
+  concurrent votes, with the delta table as they left it;
 - ``GET /api/polls/{id}/results/`` in-process (full Django stack, response cache off): median and p95, and its
   ratio against the ``count`` strategy measured in the same run;
 - vote write throughput: sequential ``vote_cast`` calls (each its own transaction) per strategy's write path, and
-  the same from ``--workers`` threads at once, all for one option (the hot-option contention case);
-- how long one ``REFRESH MATERIALIZED VIEW CONCURRENTLY`` of the summary takes at that scale.
+  the same from each ``--workers`` count of threads at once, all for one option of a fresh poll (the hot-option
+  contention case), strategies alternating over ``--concurrent-rounds`` rounds while the delta fold runs as in
+  production; each strategy's figure is the median of its per-round ratios to ``count``;
+- how long one ``REFRESH MATERIALIZED VIEW CONCURRENTLY`` of the summary takes at that scale;
+- exactness: after the concurrent votes, each strategy's counts against ``COUNT(*)`` per option on every poll it
+  was raced on (``counts wrong``; must be 0 for every strategy but the stale ``summary``, refreshed first).
 
 Prints a table, saves JSON to ``bench/results/bench-votes-<time>.json``, and removes its data (``--keep`` keeps
-it). Performance targets live here, never in timed tests (DESIGN.md §9).
+it). Performance targets live here, never in timed tests.
 """
 
 from __future__ import annotations
@@ -45,8 +51,11 @@ class Command(BaseCommand):
         parser.add_argument("--repeats", type=int, default=200, help="reads per strategy per scale (default 200)")
         parser.add_argument("--write-votes", type=int, default=200, help="sequential votes per round (default 200)")
         parser.add_argument("--write-rounds", type=int, default=3, help="interleaved write rounds (default 3)")
-        parser.add_argument("--workers", type=int, default=8, help="threads for the concurrent write test (1-32)")
-        parser.add_argument("--concurrent-votes", type=int, default=400, help="votes in the concurrent test")
+        parser.add_argument(
+            "--workers", default="8,32,64", help="comma-separated thread counts for the concurrent test (1-64 each)"
+        )
+        parser.add_argument("--concurrent-votes", type=int, default=640, help="votes per concurrent race")
+        parser.add_argument("--concurrent-rounds", type=int, default=7, help="alternating concurrent rounds")
         parser.add_argument("--seed", type=int, default=0, help="data seed")
         parser.add_argument("--prefix", default="bench_", help="username prefix owning the benchmark's data")
         parser.add_argument("--keep", action="store_true", help="keep the last scale's data afterwards")
@@ -64,15 +73,14 @@ class Command(BaseCommand):
             for votes in scales:
                 datagen.plan_scale(votes=votes)
             datagen.check_prefix(opts["prefix"])
+            workers = _thread_counts(opts["workers"])
         except (ValueError, datagen.ScaleError) as exc:
             raise CommandError(str(exc)) from None
         if not scales or not strategies:
             raise CommandError("--scales and --strategies need at least one value each")
-        for name, low in (("repeats", 1), ("write_votes", 1), ("write_rounds", 1), ("concurrent_votes", 1)):
-            if opts[name] < low:
-                raise CommandError(f"--{name.replace('_', '-')} must be at least {low}")
-        if not 1 <= opts["workers"] <= 32:
-            raise CommandError("--workers must be from 1 to 32")
+        for name in ("repeats", "write_votes", "write_rounds", "concurrent_votes", "concurrent_rounds"):
+            if opts[name] < 1:
+                raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
 
         started = datetime.now(UTC)
         result = {
@@ -80,8 +88,17 @@ class Command(BaseCommand):
             "timestamp": started.isoformat(timespec="seconds"),
             "settings": {
                 k: opts[k]
-                for k in ("repeats", "write_votes", "write_rounds", "workers", "concurrent_votes", "seed", "prefix")
+                for k in (
+                    "repeats",
+                    "write_votes",
+                    "write_rounds",
+                    "concurrent_votes",
+                    "concurrent_rounds",
+                    "seed",
+                    "prefix",
+                )
             }
+            | {"workers": workers}
             | {"scales": scales, "strategies": strategies, "api_strategy": counting.RESULTS_STRATEGY},
             "environment": {
                 "python": platform.python_version(),
@@ -102,8 +119,9 @@ class Command(BaseCommand):
                         repeats=opts["repeats"],
                         write_votes=opts["write_votes"],
                         write_rounds=opts["write_rounds"],
-                        workers=opts["workers"],
+                        workers=workers,
                         concurrent_votes=opts["concurrent_votes"],
+                        concurrent_rounds=opts["concurrent_rounds"],
                         seed=opts["seed"],
                         prefix=opts["prefix"],
                         progress=not opts["no_progress"] and opts["verbosity"] > 0,
@@ -144,13 +162,26 @@ class Command(BaseCommand):
         self.stdout.write("saved " + " and ".join(str(p) for p in paths))
 
 
+def _thread_counts(text: str) -> list[int]:
+    """``"8,32,64"`` -> ``[8, 32, 64]``; each from 1 to 64."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--workers must be comma-separated whole numbers, got {text!r}") from None
+    if not counts or not all(1 <= n <= 64 for n in counts):
+        raise ValueError(f"--workers must be from 1 to 64 each, got {text!r}")
+    return sorted(set(counts))
+
+
 def _fmt(value, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def format_table(result: dict) -> str:
-    """The benchmark as a table a person can read (one line per scale and strategy)."""
+    """The benchmark as a table a person can read (one line per scale and strategy; per thread count, concurrent
+    votes/s and its paired ratio to ``count``)."""
     env, s = result["environment"], result["settings"]
+    threads = [str(w) for w in s["workers"]]
     head = (
         "votes",
         "hot poll",
@@ -161,17 +192,17 @@ def format_table(result: dict) -> str:
         "API p95",
         "API x count",
         "votes/s seq",
-        f"votes/s {s['workers']}thr",
+        *(f"{w}thr v/s (x count)" for w in threads),
         "fresh",
     )
-    widths = (10, 9, 8, 10, 10, 9, 9, 11, 11, 11, 6)
+    widths = (10, 9, 8, 10, 10, 9, 9, 11, 11, *(19 for _ in threads), 6)
     line = "  ".join(f"{{:>{w}}}" for w in widths)
     lines = [
         "",
         f"bench_votes  {result['timestamp']}  ({env['cpu_count']} CPUs, PostgreSQL {env['postgres']}, "
         f"services: {env['service_mode']}; {s['repeats']} reads per strategy, {s['write_rounds']} x "
-        f"{s['write_votes']} sequential votes, {s['concurrent_votes']} votes from {s['workers']} threads "
-        "on one option)",
+        f"{s['write_votes']} sequential votes, {s['concurrent_rounds']} x {s['concurrent_votes']} votes from "
+        f"{', '.join(threads)} threads on one option)",
         "  latencies in ms (median p50, 95th percentile); API = GET /api/polls/{id}/results/ in-process, uncached, "
         "on the hottest poll",
         "",
@@ -180,6 +211,7 @@ def format_table(result: dict) -> str:
     ]
     for row in result["scales"]:
         for name, d in row["strategies"].items():
+            per = d["concurrent_by_workers"]
             lines.append(
                 line.format(
                     f"{row['votes']:,}",
@@ -191,19 +223,25 @@ def format_table(result: dict) -> str:
                     _fmt(d["endpoint"]["p95_ms"], 3),
                     "x" + _fmt(d.get("endpoint_speedup_vs_count"), 1) if d.get("endpoint_speedup_vs_count") else "-",
                     _fmt(d["votes_per_s_sequential"], 0),
-                    _fmt(d["votes_per_s_concurrent"], 0),
+                    *(f"{_fmt(per[w]['votes_per_s'], 0)} (x{_fmt(per[w]['x_count'], 2)})" for w in threads),
                     "yes" if d["fresh"] else "stale",
                 )
             )
         extra = f"summary refresh {_fmt(row['summary_refresh_ms'], 1)} ms"
-        if row.get("counter_drift_after_concurrent_votes"):
-            extra += f"; COUNTER DRIFT on {row['counter_drift_after_concurrent_votes']} options"
+        after = {n: d["query_after_concurrent_votes"]["median_ms"] for n, d in row["strategies"].items()}
+        extra += (
+            f"; query p50 after the concurrent votes ({row['pending_deltas_after_concurrent_votes']} deltas pending): "
+            + ", ".join(f"{n} {_fmt(ms, 3)}" for n, ms in after.items())
+        )
+        wrong = {k: v for k, v in row.get("counts_wrong_after_concurrent_votes", {}).items() if v}
+        extra += f"; COUNTS WRONG after concurrent votes: {wrong}" if wrong else "; counts == COUNT(*) after the run"
         hits = {k: v for k, v in row.get("endpoint_cache_headers", {}).items() if k not in ("-", "off", "miss")}
         if hits:
             extra += f"; WARNING: cached responses seen {hits}"
         lines.append(f"{'':>10}  {extra}")
     lines.append(
         f"  The API reads '{result['settings']['api_strategy']}'. 'API x count' = count's median / this strategy's "
-        "median, same run. Compare ratios, not absolute numbers, across machines."
+        "median; '(x count)' = median of the per-round ratios of concurrent votes/s to count's, same run. "
+        "Compare ratios, not absolute numbers, across machines."
     )
     return "\n".join(lines)
