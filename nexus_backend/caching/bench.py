@@ -12,7 +12,7 @@ Three gunicorns serve the same code and database:
 The bare view (``/bench/bare/``) is measured on the cached server. The poll is the hottest of a generated data
 set (``nexus_backend.polls.datagen``, 1M votes by default, reused when it is already there). Rounds alternate
 between the four targets (rotating their order) and each figure is the median across rounds; the ratios are
-paired per round, then the median is taken (DESIGN.md §9: ratios measured side by side, never thresholds in
+paired per round, then the median is taken (docs/benchmarks.md: ratios measured side by side, never thresholds in
 tests).
 
 Then (``workload_requests``, 600 by default) the seeded mixed workload of :mod:`.workload` (10% votes, Zipf

@@ -9,7 +9,8 @@ relay publishes pending rows later:
 - a worker that starts (``worker_ready``, see ``nexus_backend/core/tasks.py``) asks for one relay at once.
 
 Delivery is at-least-once: a crash between the broker accepting a message and the database recording
-``sent_at`` publishes it again. Tasks sent this way must be idempotent (they are: see DESIGN.md §4).
+``sent_at`` publishes it again. Tasks sent this way must be idempotent (they are: each takes ids and checks
+state; docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the security track records and enforces: one row per request, and the addresses that get 403.
 
 The curriculum's names are kept (``RequestLog(ip_address, timestamp, path)``, ``BlockedIP(ip_address)``);
-the extra fields are what a detector needs (DESIGN.md §8: status, method, user agent and referrer matter more
+the extra fields are what a detector needs (docs/tracking.md: status, method, user agent and referrer matter more
 than rate).
 """
 

@@ -1,5 +1,5 @@
 """``manage.py bench_cache`` with tiny numbers: two gunicorns, three targets, paired ratios, JSON, clean stop.
-No timing thresholds (DESIGN.md §9): only that the figures exist."""
+No timing thresholds (docs/benchmarks.md): only that the figures exist."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """``manage.py bench`` with tiny numbers: it starts gunicorn, measures, writes JSON and stops gunicorn; the
 logging section compares logging off / on / sync and checks that N requests then a graceful stop leave N rows.
 
-No timing thresholds here (DESIGN.md §9): only that the figures exist and are positive.
+No timing thresholds here (docs/benchmarks.md): only that the figures exist and are positive.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def test_bench_logging_compares_off_on_sync_and_counts_rows_after_a_graceful_sto
     for variant in ("off", "on", "sync"):
         _assert_positive_row(logging["variants"][variant], "/bench/bare/", 50)
     assert set(logging["ratio_over_off"]) == {"on", "sync"}
-    assert all(r["throughput"] > 0 for r in logging["ratio_over_off"].values())  # no threshold: DESIGN.md §9
+    assert all(r["throughput"] > 0 for r in logging["ratio_over_off"].values())  # no threshold: docs/benchmarks.md
     zero = logging["zero_loss"]
     assert (zero["requests"], zero["answered_2xx"], zero["rows"]) == (400, 400, 400)
     assert zero["graceful_stop"] and zero["flusher_stopped_cleanly"] and zero["exact"]

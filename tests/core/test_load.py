@@ -1,7 +1,7 @@
 """``manage.py load --quick`` against the real services: a real gunicorn (request logging on, one trusted proxy),
 the real rate limits, block list and detector, locust clients in subprocesses.
 
-Counts only, never timings (DESIGN.md §9): normal users got no error in either phase, every attacker class was
+Counts only, never timings (docs/benchmarks.md): normal users got no error in either phase, every attacker class was
 limited (429), blocked (403 from the block list) or flagged, the request log holds every request the clients
 saw answered, and the run removed what it made.
 """

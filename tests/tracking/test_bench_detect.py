@@ -1,5 +1,5 @@
 """``manage.py bench_detect`` at tiny sizes: it runs end to end, writes the JSON it promises, leaves no scratch rows.
-No timing thresholds here (DESIGN.md §9): the targets are checked by the command itself."""
+No timing thresholds here (docs/benchmarks.md): the targets are checked by the command itself."""
 
 from __future__ import annotations
 

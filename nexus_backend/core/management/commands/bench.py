@@ -10,7 +10,7 @@ Two sections (both by default):
   to the ``on`` server, a graceful stop (SIGTERM), a final flush, and a count of the ``RequestLog`` rows those
   requests left (tagged by their User-Agent) — it must equal the requests answered.
 
-Performance targets live here, never in timed tests (DESIGN.md §9). The machines are shared and noisy, so the
+Performance targets live here, never in timed tests (docs/benchmarks.md). The machines are shared and noisy, so the
 figure that matters is a ratio measured in the same run: rounds alternate between the servers (and their
 order), and each figure is the median across rounds.
 
