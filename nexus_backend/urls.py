@@ -28,7 +28,7 @@ urlpatterns = [
     path(f"{settings.NEXUS_ADMIN_PATH}login/", auth_api.admin_login, name="admin-login"),
     path(settings.NEXUS_ADMIN_PATH, admin.site.urls),  # NEXUS_ADMIN_PATH, "admin/" by default
     path("health/", core_views.health, name="health"),
-    # Prometheus scrape target (not part of the API schema: a plain Django view; README "Logs and metrics").
+    # Prometheus scrape target (not part of the API schema: a plain Django view; docs/operations.md).
     re_path(r"^metrics/?$", core_metrics.metrics_view, name="metrics"),
     path("api/", include(api_patterns)),
     path("graphql/", NexusGraphQLView.as_view(schema=schema), name="graphql"),

@@ -1,6 +1,6 @@
 """Every environment variable the settings read refuses a value it cannot use, at startup, with one line that names
 the variable and says what it takes: never a traceback, never a typo that silently turns a switch off, never a
-value that only fails at the first request (README "Where the services come from").
+value that only fails at the first request (docs/operations.md, "Where the services come from").
 
 Each case runs ``manage.py check`` in a subprocess with its own environment (the settings are read once per
 process). The service URLs point at a closed port: ``check`` connects to nothing, so the cases are quick and start
