@@ -292,3 +292,28 @@ def test_the_admin_can_view_and_delete_votes_but_not_add_or_change_them(client, 
     client.force_login(staff_user)
     assert client.get(f"/admin/polls/vote/{vote.pk}/change/").status_code == 200  # a read-only view
     assert client.get("/admin/polls/vote/add/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_compare_vacuums_first_so_an_index_only_scan_skips_the_heap(poll, make_user):
+    """Fresh votes leave their pages out of the visibility map: without a vacuum the index-only scan fetches them
+    from the heap, and a notebook comparing pages touched would measure the database's state, not the index."""
+    users = get_user_model().objects.bulk_create(
+        get_user_model()(username=f"fresh{i:04d}", email=f"fresh{i:04d}@example.com", password="!") for i in range(600)
+    )
+    options = list(poll.options.values_list("pk", flat=True))
+    Vote.objects.bulk_create(
+        Vote(poll_id=poll.pk, option_id=options[i % len(options)], user=u) for i, u in enumerate(users)
+    )
+    forced = {"enable_seqscan": "off", "enable_bitmapscan": "off"}  # a small table: show what the index can do
+
+    def index_only(plans):
+        plan = plans["with every index"]
+        assert plan.uses_index("vote_poll_option_idx", only=True), plan.scans()
+        return plan
+
+    stale = index_only(explain.compare(counting.COUNT, poll_id=poll.pk, variants={}, vacuum=False, settings=forced))
+    assert stale.heap_fetches > 0  # the mechanism's absence is visible...
+    fresh = index_only(explain.compare(counting.COUNT, poll_id=poll.pk, variants={}, settings=forced))
+    assert fresh.heap_fetches == 0  # ...and the default vacuum removes it
+    assert fresh.shared_buffers < stale.shared_buffers
