@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import typing
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -612,7 +613,8 @@ def summarise(*, config, cast, phases, final, blocked, rules, started, root, ser
             **{k: v for k, v in asdict(config).items() if k != "keep_data"},
             "polls": POLLS,
             "rates_per_address": {k: v * config.attack_scale for k, v in RATES.items()},
-            "rate_limits": dict(cast(dict[str, str], settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])),
+            # typing.cast: in this module `cast` is the load test's cast of users.
+            "rate_limits": dict(typing.cast(dict[str, str], settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])),
         },
         "environment": {
             "python": platform.python_version(),
