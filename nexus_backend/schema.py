@@ -121,17 +121,19 @@ class NexusGraphQLView(GraphQLView):
         # the same 400 as any client's.
         self.graphql_ide = "graphiql" if settings.NEXUS_GRAPHIQL else None
         try:
-            authenticated = JWTAuthentication().authenticate(request)
+            # A plain HttpRequest: simplejwt reads only its Authorization header, which both request types have.
+            authenticated = JWTAuthentication().authenticate(request)  # type: ignore[arg-type]
         except AuthenticationFailed as exc:
             return _error(f"Invalid bearer token: {exc.detail}", "token_not_valid", 401)
         if request.method == "GET":
             get_token(request)  # sets the csrftoken cookie GraphiQL sends back on its POSTs
         if authenticated is not None:
-            request.user = authenticated[0]
+            request.user = authenticated[0]  # type: ignore[assignment]  # an AUTH_USER_MODEL instance
         elif request.user.is_authenticated and request.method not in ("GET", "HEAD", "OPTIONS"):
-            check = CSRFCheck(lambda _request: None)
+            # DRF's own SessionAuthentication.enforce_csrf way: no response and no view to call, only the check.
+            check = CSRFCheck(lambda _request: None)  # type: ignore[arg-type]
             check.process_request(request)
-            reason = check.process_view(request, None, (), {})
+            reason = check.process_view(request, None, (), {})  # type: ignore[arg-type]
             if reason:
                 return _error(f"CSRF failed: {reason}", "csrf_failed", 403)
         if request.method == "POST":

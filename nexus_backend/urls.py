@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from nexus_backend.core import auth_api
@@ -9,7 +9,7 @@ from nexus_backend.core import metrics as core_metrics
 from nexus_backend.core import views as core_views
 from nexus_backend.schema import NexusGraphQLView, schema
 
-api_patterns = [
+api_patterns: list[URLPattern | URLResolver] = [
     path("auth/", include("nexus_backend.core.auth_api")),
     path("", include("nexus_backend.polls.api.urls")),
     path("metrics/", include("nexus_backend.caching.urls")),

@@ -44,7 +44,8 @@ class CacheWindowSerializer(serializers.Serializer):
     ratio_gap = serializers.FloatField(
         allow_null=True, help_text="application.hit_ratio - redis.hit_ratio: how far INFO is from the truth."
     )
-    errors = serializers.DictField(
+    # A response field named like Serializer.errors (the API's name); this serializer only documents output.
+    errors = serializers.DictField(  # type: ignore[assignment]
         child=serializers.IntegerField(), help_text="Redis errors counted by the web processes (read, degraded ...)."
     )
 
@@ -60,7 +61,9 @@ class SinceBootSerializer(serializers.Serializer):
 
 class ProcessSerializer(serializers.Serializer):
     available = serializers.BooleanField(help_text="This web process currently talks to Redis.")
-    errors = serializers.DictField(child=serializers.IntegerField(), help_text="Since this process started.")
+    errors = serializers.DictField(  # type: ignore[assignment]  # named like Serializer.errors (see above)
+        child=serializers.IntegerField(), help_text="Since this process started."
+    )
     pending_invalidations = serializers.IntegerField(help_text="Waiting to be replayed when Redis answers.")
 
 

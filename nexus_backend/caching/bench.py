@@ -94,6 +94,7 @@ def prepare_data(*, votes: int, prefix: str = DEFAULT_PREFIX, seed: int = 0, pro
         poll_id = result.hot_poll_id
     else:
         hottest = options.values("poll_id").annotate(v=Sum("vote_count")).order_by("-v", "poll_id").first()
+        assert hottest is not None, "votes exist, so options do"
         poll_id = hottest["poll_id"]
     poll_votes = Option.objects.filter(poll_id=poll_id).aggregate(v=Sum("vote_count"))["v"] or 0
     return {"poll_id": poll_id, "poll_votes": poll_votes, "total_votes": votes, "generated": generated}
@@ -175,9 +176,9 @@ def run(
             echo(f"starting gunicorn for {name} ({workers} sync workers, {SERVERS[name]})")
             server.start()
         for name, server in servers.items():
-            status, body = server.wait_healthy()
+            status, health = server.wait_healthy()
             if status != 200:
-                echo(f"warning: /health/ of the {name} server answers {status}: {body.get('checks', body)}")
+                echo(f"warning: /health/ of the {name} server answers {status}: {health.get('checks', health)}")
         ports = {name: server.port for name, server in servers.items()} | {"bare": servers["cached"].port}
         checks, bodies = {}, {}
         for name in TARGETS:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.utils import timezone
 
@@ -136,9 +137,11 @@ def window(before: Sample | None, after: Sample) -> dict:
 
     hits = _delta(after.keyspace_hits, base.keyspace_hits if base else 0)
     misses = _delta(after.keyspace_misses, base.keyspace_misses if base else 0)
-    namespaces = {}
+    namespaces: dict[str, dict[str, Any]] = {}  # counts (int) and "hit_ratio" (float or None) per namespace
     for ns in namespaces_in(after.counters):
-        counts = {plural: delta(keys.counter_field(ns, counter)) for counter, plural in _COUNTER_NAMES.items()}
+        counts: dict[str, Any] = {
+            plural: delta(keys.counter_field(ns, counter)) for counter, plural in _COUNTER_NAMES.items()
+        }
         counts["hit_ratio"] = hit_ratio(counts["hits"], counts["misses"])
         namespaces[ns] = counts
     app_hits = sum(c["hits"] for c in namespaces.values())
@@ -160,7 +163,7 @@ def window(before: Sample | None, after: Sample) -> dict:
 class measure:
     """``with measure() as m: ...`` then ``m.result`` is the :func:`window` over the block."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.before: Sample | None = None
         self.after: Sample | None = None
         self.result: dict | None = None

@@ -155,7 +155,7 @@ def connection(alias: str | None = None):
 class Availability:
     """Per-process circuit breaker and error counts (each gunicorn worker has its own)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self.open_until = 0.0
         self.down_since: float | None = None
@@ -260,7 +260,7 @@ availability = Availability()
 
 def reset_availability() -> None:
     """Forget this process's breaker state and counts (tests)."""
-    availability.__init__()
+    Availability.__init__(availability)
 
 
 # --------------------------------------------------------------------------- read through

@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import cast
 from urllib.parse import urlsplit
 
 from django.db import connections
@@ -425,14 +426,16 @@ def run_workload(
         try:
             while not failures and more():
                 op = source.next()
-                token = fixture.voters[op.voter][1] if op.kind == "vote" else None
+                # Used only where set: a vote has a voter, a vote or results read a poll (OperationSource.next).
+                voter, poll_id = cast(int, op.voter), cast(int, op.poll_id)
+                token = fixture.voters[voter][1] if op.kind == "vote" else None
                 body = {"option": op.option_id} if op.kind == "vote" else None
                 expected = None
                 if op.kind == "results":
                     with acked_lock:
-                        expected = base[op.poll_id] + acked[op.poll_id]
+                        expected = base[poll_id] + acked[poll_id]
                 t0 = time.perf_counter()
-                client = simulated_ip(op.voter if op.kind == "vote" else 60_000 + index)
+                client = simulated_ip(voter if op.kind == "vote" else 60_000 + index)
                 status, cache, content = transport.request("POST" if body else "GET", _path(op), token, body, client)
                 latency = (time.perf_counter() - t0) * 1000
                 total = None
@@ -440,7 +443,7 @@ def run_workload(
                     total = int(json.loads(content)["total_votes"])
                 if op.kind == "vote" and status == 201:
                     with acked_lock:
-                        acked[op.poll_id] += 1
+                        acked[poll_id] += 1
                 record = RequestRecord(
                     seq=op.seq,
                     worker=index,
@@ -453,7 +456,7 @@ def run_workload(
                     cache=cache,
                     total_votes=total,
                     expected_min=expected,
-                    stale=None if total is None else total < expected,
+                    stale=None if total is None or expected is None else total < expected,
                 )
                 records.append(record)  # list.append is atomic under the GIL
                 if on_record is not None:

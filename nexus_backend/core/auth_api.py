@@ -31,7 +31,12 @@ from nexus_backend.core import openapi as docs
 from nexus_backend.core.fields import CharField
 from nexus_backend.polls import services
 from nexus_backend.tracking.middleware import log_as
-from nexus_backend.tracking.throttles import LOGIN_THROTTLES, REGISTER_THROTTLES, throttles_check
+from nexus_backend.tracking.throttles import (
+    LOGIN_THROTTLES,
+    REGISTER_THROTTLES,
+    SlidingWindowThrottle,
+    throttles_check,
+)
 
 User = get_user_model()
 
@@ -100,7 +105,7 @@ class TokenObtainPairView(jwt_views.TokenObtainPairView):
     throttle_classes = LOGIN_THROTTLES
 
     def check_throttles(self, request: Request) -> None:
-        self.login_throttles = []
+        self.login_throttles: list[SlidingWindowThrottle] = []
         if request.method != "POST":  # only a login attempt counts (any other method is a 405)
             return
         self.login_throttles, wait = throttles_check(request, self.throttle_classes)

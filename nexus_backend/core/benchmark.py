@@ -320,6 +320,7 @@ class Gunicorn:
         deadline = time.monotonic() + timeout
         first_answer: float | None = None
         last: tuple[int, dict] | None = None
+        assert self.proc is not None, "start() first"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise CommandError(

@@ -24,8 +24,8 @@ from . import request_id
 class DomainError(Exception):
     """A rule of the domain refused the operation. Services raise these; the API maps them to HTTP."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "invalid"
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    code: str = "invalid"
 
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)

@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import typing
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -528,7 +529,7 @@ def _final_detection(phases: dict[str, dict], config: LoadConfig, addresses: lis
 
 def _class_row(cls: str, latencies: list[float], statuses: Counter, ips: list[str], flagged, blocked) -> dict:
     total = sum(statuses.values())
-    by_family = Counter()  # 2xx, 3xx, 4xx (429 and the block list's 403 included), 5xx, neterr
+    by_family: Counter[str] = Counter()  # 2xx, 3xx, 4xx (429 and the block list's 403 included), 5xx, neterr
     for label, n in statuses.items():
         by_family[label[0] + "xx" if label[0].isdigit() else "neterr"] += n
     limited = statuses.get("429", 0)
@@ -595,7 +596,8 @@ def summarise(*, config, cast, phases, final, blocked, rules, started, root, ser
         for sent, latency in points:
             quarters[min(3, max(0, int((sent - t0) // span)))].append(latency)
         timeline[name] = [round(percentile(sorted(q), 0.95), 1) if q else None for q in quarters]
-    normal_latency = {}  # request -> phase -> {p50, p95}: where the normal users' time goes
+    # request -> phase -> {p50, p95}: where the normal users' time goes
+    normal_latency: dict[str, dict[str, dict[str, float]]] = {}
     for name, phase in phases.items():
         for request, lat in phase["clients"]["normal"]["normal_latencies_by_request_ms"].items():
             lat = sorted(lat)
@@ -611,7 +613,8 @@ def summarise(*, config, cast, phases, final, blocked, rules, started, root, ser
             **{k: v for k, v in asdict(config).items() if k != "keep_data"},
             "polls": POLLS,
             "rates_per_address": {k: v * config.attack_scale for k, v in RATES.items()},
-            "rate_limits": dict(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]),
+            # typing.cast: in this module `cast` is the load test's cast of users.
+            "rate_limits": dict(typing.cast(dict[str, str], settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])),
         },
         "environment": {
             "python": platform.python_version(),
@@ -655,7 +658,7 @@ def _verdicts(rows: dict[str, dict[str, dict]]) -> dict:
     ratio = None
     if base and attack and base["p95_ms"] and attack["p95_ms"]:
         ratio = round(attack["p95_ms"] / base["p95_ms"], 3)
-    caught = {}
+    caught: dict[str, list[str] | None] = {}
     for cls in ATTACKERS:
         row = rows.get("attack", {}).get(cls)
         if row is None:

@@ -21,7 +21,11 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from locust import User
 
 BLOCKED_CODE = b'"ip_blocked"'  # the block list's 403 body (tracking.middleware.BLOCKED_BODY)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -68,7 +72,7 @@ class Recorder:
         }
 
 
-def build_user_classes(plan: dict) -> list[type]:
+def build_user_classes(plan: dict) -> list[type[User]]:
     """One locust user class per kind of client in the plan, each spawned exactly once per identity."""
     from locust import FastHttpUser, between, constant_throughput, task
 
@@ -93,7 +97,7 @@ def build_user_classes(plan: dict) -> list[type]:
         def context(self) -> dict:
             return {"cls": self.cls, "ip": getattr(self, "ip", "?"), "kind": self.kind}
 
-    classes: list[type] = []
+    classes: list[type[User]] = []
 
     normal_ids = plan["clients"].get("normal", [])
     if normal_ids:

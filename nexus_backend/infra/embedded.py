@@ -185,7 +185,7 @@ def stop_postgres() -> bool:
         return False
     with _locked("postgres"):
         server = _pg_server()
-        from pgserver._commands import pg_ctl
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import by _commands._init()
 
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
     return True

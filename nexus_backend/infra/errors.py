@@ -13,11 +13,9 @@ def explain_unreachable(exc: BaseException) -> str | None:
         if "does not exist" in first:
             hint = "create it (e.g. `createdb -h HOST -U USER NAME`) or point DATABASE_URL at one that exists"
         return f"cannot use the database: {first}; {hint}"
-    try:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-    except ImportError:  # pragma: no cover - redis is a dependency
-        RedisConnectionError = RedisTimeoutError = ()  # noqa: N806
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         return f"cannot reach Redis: {first}; check REDIS_URL (or unset it to use the embedded Redis)"
     try:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from . import embedded
@@ -20,7 +22,7 @@ from . import embedded
 @dataclass(frozen=True)
 class ServiceConfig:
     mode: str  # "embedded", "services" or "mixed"
-    database: dict
+    database: dict[str, Any]
     redis_url: str
     broker_url: str
     sources: dict = field(default_factory=dict)
@@ -53,7 +55,7 @@ def _with_db(url: str, db: int) -> str:
 BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")
 
 
-def resolve(env: dict[str, str] | None = None) -> ServiceConfig:
+def resolve(env: Mapping[str, str] | None = None) -> ServiceConfig:
     env = os.environ if env is None else env
     sources: dict[str, str] = {}
     # `manage.py services stop|status` must look at the embedded servers without starting them.
@@ -67,7 +69,8 @@ def resolve(env: dict[str, str] | None = None) -> ServiceConfig:
             raise SystemExit(
                 f"error: DATABASE_URL must be a PostgreSQL URL (postgres://user@host:port/name), got {database_url!r}"
             )
-        database = dj_database_url.parse(database_url, conn_max_age=60, conn_health_checks=True)
+        # A DBConfig TypedDict; used as the plain settings dict it is.
+        database = cast(dict[str, Any], dj_database_url.parse(database_url, conn_max_age=60, conn_health_checks=True))
         sources["database"] = "DATABASE_URL"
     else:
         pg = embedded.postgres_location() if not autostart else _embedded_or_exit(embedded.ensure_postgres)

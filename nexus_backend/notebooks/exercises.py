@@ -19,7 +19,8 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
 __all__ = ["EXERCISES", "Exercise", "check", "exercises_of", "expected_answer", "is_right"]
 
@@ -54,6 +55,7 @@ class Exercise:
     def right(self, answer: Any) -> bool:
         if self.sha256 is not None:
             return digest(answer) == self.sha256
+        assert self.expected is not None, "an exercise sets expected or sha256"
         expected = self.expected()
         if isinstance(expected, int | float) and not isinstance(expected, bool):
             if isinstance(answer, bool) or not isinstance(answer, int | float):
@@ -95,7 +97,7 @@ def _results_ttl() -> float:
     return keys.ttl_of(keys.POLL_RESULTS)
 
 
-def _hit_ratio_example() -> float:
+def _hit_ratio_example() -> float | None:
     from nexus_backend.caching.metrics import hit_ratio
 
     return hit_ratio(45, 15)
@@ -128,13 +130,13 @@ def _pending_outbox() -> int:
 def _jwt_algorithm() -> str:
     from django.conf import settings
 
-    return settings.SIMPLE_JWT["ALGORITHM"]
+    return cast(str, settings.SIMPLE_JWT["ALGORITHM"])
 
 
 def _access_lifetime_seconds() -> float:
     from django.conf import settings
 
-    return settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()
+    return cast(timedelta, settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]).total_seconds()
 
 
 def _forged_token_status() -> int:

@@ -229,7 +229,7 @@ def failure_from_notebook(output: Path, exc: BaseException | None = None) -> dic
     with contextlib.suppress(Exception):
         nb = nbformat.read(output, as_version=4)
     failed = _failed_cell(nb) if nb is not None else None
-    if failed is not None:
+    if nb is not None and failed is not None:
         cell = nb.cells[failed]
         info["cell_index"] = _source_cell_index(nb, failed)
         info["execution_count"] = cell.get("execution_count")
@@ -241,8 +241,9 @@ def failure_from_notebook(output: Path, exc: BaseException | None = None) -> dic
         # A timeout or a dead kernel is the reason, not the KeyboardInterrupt it leaves in the cell.
         info["ename"] = getattr(exc, "ename", None) or type(exc).__name__
         info["evalue"] = getattr(exc, "evalue", None) or _first_line(str(exc))
-    if info["cell_index"] is None and exc is not None and getattr(exc, "exec_count", None) is not None:
-        info["execution_count"] = exc.exec_count
+    exec_count = getattr(exc, "exec_count", None)  # papermill's PapermillExecutionError carries it
+    if info["cell_index"] is None and exec_count is not None:
+        info["execution_count"] = exec_count
     ename, evalue = info["ename"] or "Error", _first_line(info["evalue"] or "")
     info["summary"] = f"{ename}: {evalue}" if evalue else ename
     return info

@@ -129,6 +129,7 @@ class Worker:
     def wait_ready(self, timeout: float = 60) -> None:
         """Wait for Celery's ``<name>@<host> ready.`` line in the log; fail at once if the worker exits."""
         deadline = time.monotonic() + timeout
+        assert self.proc is not None, "start() first"
         while " ready." not in self.text():
             assert self.proc.poll() is None, f"the worker {self.name} exited ({self.proc.returncode}):\n{self.tail()}"
             assert time.monotonic() < deadline, f"worker {self.name} not ready in {timeout:.0f} s:\n{self.tail()}"
@@ -204,7 +205,7 @@ class RedisBroker:
         return self
 
     def stop(self) -> None:
-        if self.running():
+        if self.proc is not None and self.proc.poll() is None:  # running()
             self.proc.terminate()
             self.proc.wait(timeout=20)
         self.proc = None

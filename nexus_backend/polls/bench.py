@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import close_old_connections, connection, connections
@@ -195,7 +196,7 @@ def time_writes(
     user_ids: Sequence[int],
     votes: int = 200,
     rounds: int = 3,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], object] | None = None,
 ) -> dict[str, list[float]]:
     """Votes per second for each strategy's write path: ``votes`` sequential ``vote_cast`` calls per round,
     strategies interleaved, in ``poll_ids[name]`` (a fresh poll per strategy) by distinct ``user_ids``.
@@ -278,7 +279,9 @@ def time_concurrent(
     measured: dict[int, dict] = {}
     with folding():
         for w in workers:
-            per = {n: {"rates": [], "outcomes": Counter(), "poll_ids": []} for n in strategies}
+            per: dict[str, dict[str, Any]] = {
+                n: {"rates": [], "outcomes": Counter(), "poll_ids": []} for n in strategies
+            }
             for r, name in _interleaved(list(strategies), rounds):
                 (poll_id, option_ids), *_ = fresh_polls(strategies=[name], prefix=prefix, label=f"{w}thr r{r}").values()
                 race = race_votes(

@@ -31,6 +31,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
 import numpy as np
 from django.contrib.auth import get_user_model
@@ -370,10 +371,10 @@ def _load(cursor, scale: Scale, rng, *, prefix: str, seed: int, now: datetime, b
     missing = np.array([name for name in names.tolist() if name not in existing], dtype=object)
     new_ids = _ids(cursor, table, len(missing))
     if len(missing):
-        values = {"id": new_ids, "username": missing, "email": missing + "@example.invalid"}
+        values: dict[str, Any] = {"id": new_ids, "username": missing, "email": missing + "@example.invalid"}
         values["password"] = GENERATED_PASSWORD
         values["date_joined"] = _timestamps(np.full(len(missing), now_s - 90 * day))
-        columns = [f.column for f in User._meta.concrete_fields]
+        columns = cast(list[str], [f.column for f in User._meta.concrete_fields])  # concrete: each has a column
         frame = {
             f.column: values.get(f.name, values.get(f.attname, f.get_default())) for f in User._meta.concrete_fields
         }
@@ -393,7 +394,9 @@ def _load(cursor, scale: Scale, rng, *, prefix: str, seed: int, now: datetime, b
     future_end = now_s + lifetime
     expires = np.where(kind == 0, expired_end, np.where(kind == 2, future_end, np.nan))
     owners = user_ids[rng.integers(0, scale.users, scale.polls)]
-    expires_text = np.where(np.isnan(expires), None, _timestamps(np.nan_to_num(expires, nan=now_s)).astype(object))
+    # An object array of texts and None (NULL); numpy's stubs do not take None as a value here.
+    timestamps = _timestamps(np.nan_to_num(expires, nan=now_s)).astype(object)
+    expires_text = np.where(np.isnan(expires), None, timestamps)  # type: ignore[call-overload]
     polls_frame = pd.DataFrame(
         {
             "id": poll_ids,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from datetime import datetime
+from typing import cast
 
 import strawberry
 import strawberry_django
@@ -123,12 +124,13 @@ class Query:
         with _as_graphql_errors():
             if not (1 <= limit <= 100) or offset < 0:
                 raise DomainError("limit must be between 1 and 100 and offset at least 0.", field="limit")
-            return list(selectors.poll_list(active=active)[offset : offset + limit])
+            # A strawberry_django type resolves from its model instance (the typing its docs show).
+            return cast(list[PollType], list(selectors.poll_list(active=active)[offset : offset + limit]))
 
     @strawberry.field(description="One poll by id.")
     def poll(self, id: strawberry.ID) -> PollType:
         with _as_graphql_errors():
-            return selectors.poll_get(poll_id=_id(id, what="Poll"))
+            return cast(PollType, selectors.poll_get(poll_id=_id(id, what="Poll")))
 
     @strawberry.field(description="Votes per option, exact (per-option counters plus votes not yet folded in).")
     def results(self, poll_id: strawberry.ID) -> PollResultsType:
@@ -145,11 +147,12 @@ class Mutation:
             if not user.is_authenticated:
                 raise NotAuthenticated("Authentication required: send `Authorization: Bearer <access token>`.")
             _check_vote_rate(info.context.request)
-            return services.vote_cast(
+            vote = services.vote_cast(
                 poll_id=_id(poll_id, what="Poll"),
                 option_id=_id(option_id, what="optionId", field="option"),
                 user=user,
             )
+            return cast(VoteType, vote)
 
 
 def _check_vote_rate(request) -> None:

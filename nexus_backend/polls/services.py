@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -64,9 +65,10 @@ def user_register(*, username: str, email: str, password: str, reserved_ok: bool
     return user
 
 
-QUESTION_MAX = Poll._meta.get_field("question").max_length
-DESCRIPTION_MAX = Poll._meta.get_field("description").max_length
-OPTION_TEXT_MAX = Option._meta.get_field("text").max_length
+# CharFields: their max_length is always set (the stubs type it as optional).
+QUESTION_MAX = cast(int, Poll._meta.get_field("question").max_length)
+DESCRIPTION_MAX = cast(int, Poll._meta.get_field("description").max_length)
+OPTION_TEXT_MAX = cast(int, Option._meta.get_field("text").max_length)
 
 
 def _clean_question(question: str) -> str:

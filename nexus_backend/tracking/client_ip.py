@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from functools import lru_cache
+from typing import cast
 
 from django.conf import settings
 
@@ -168,4 +169,4 @@ def client_ip(request) -> str | None:
     if value is _UNSET:
         value = resolve(django_request.META, settings.NEXUS_TRUSTED_PROXIES, settings.NEXUS_TRUSTED_PROXY_NETWORKS)
         setattr(django_request, ATTRIBUTE, value)
-    return value
+    return cast("str | None", value)  # what resolve() gave, here or in the middleware

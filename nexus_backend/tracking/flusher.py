@@ -20,6 +20,7 @@ import io
 import logging
 import os
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import psycopg2
 import redis
@@ -30,6 +31,9 @@ from nexus_backend.core.faults import pause_point
 from .recorder import RECORDER, lost_key, new_redis_client, spool_dir, stream_key
 
 logger = logging.getLogger(__name__)
+
+# What XRANGE answers on a client without decode_responses (redis-py types it loosely): (id, {field: value}).
+StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
 
 ADVISORY_LOCK = 0x4E5855_5452_4B  # "NXU" "TRK": one flusher at a time per database
 INCOMING = "tracking_requestlog_incoming"
@@ -116,10 +120,11 @@ def flush_batch(*, client: redis.Redis | None = None, max_entries: int = 20) -> 
     client = client or _client()
     key = stream_key()
     result = FlushResult()
-    entries = client.xrange(key, "-", "+", count=max_entries)
+    entries = cast(StreamEntries, client.xrange(key, "-", "+", count=max_entries))
     if not entries:
         return result
-    ids, lines = [], []
+    ids: list[bytes] = []
+    lines: list[str] = []
     for entry_id, fields in entries:
         ids.append(entry_id)
         body = fields.get(b"b", b"").decode("utf-8", errors="replace")
@@ -159,9 +164,9 @@ def status() -> dict:
     client = new_redis_client()
     key = stream_key()
     waiting = 0
-    last = "-"
+    last: str | bytes = "-"
     while True:
-        entries = client.xrange(key, last, "+", count=500)
+        entries = cast(StreamEntries, client.xrange(key, last, "+", count=500))
         if last != "-":
             entries = entries[1:]
         if not entries:

@@ -37,6 +37,7 @@ import threading
 import time
 from collections import Counter, deque
 from pathlib import Path
+from typing import cast
 
 import redis
 from django.conf import settings
@@ -88,7 +89,7 @@ def spool_dir() -> Path:
 def new_redis_client() -> redis.Redis:
     """A client for the tracking keys: short timeouts and no retries, so an outage is noticed at once."""
     return redis.Redis.from_url(
-        settings.CACHES["default"]["LOCATION"],
+        cast(str, settings.CACHES["default"]["LOCATION"]),  # the settings give one URL
         socket_timeout=2,
         socket_connect_timeout=1,
         retry=Retry(NoBackoff(), 0),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import cast
 
 import redis
 from django.conf import settings
@@ -80,7 +81,7 @@ def blocked_ip_extend(*, ids: list[int], by: timedelta) -> int:
     now = timezone.now()
     rows = list(BlockedIP.objects.select_for_update().filter(pk__in=ids).exclude(expires_at__isnull=True))
     for row in rows:
-        row.expires_at = max(row.expires_at, now) + by
+        row.expires_at = max(cast(datetime, row.expires_at), now) + by  # never null: excluded above
     BlockedIP.objects.bulk_update(rows, ["expires_at"])
     blocklist_changed()
     return len(rows)

@@ -19,6 +19,7 @@ import logging
 import secrets
 import time
 import unicodedata
+from typing import cast
 
 import redis
 from django.core.cache import cache
@@ -60,9 +61,12 @@ class SlidingWindowThrottle(SimpleRateThrottle):
     address's /64, which one subscriber owns whole and can rotate through for free.
     """
 
+    scope: str  # every subclass names its rate
+
     def __init__(self) -> None:
         try:
-            self.rate = api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+            # The stubs type the rates as numbers; settings hold "10/min" strings (DRF's format).
+            self.rate = cast(str, api_settings.DEFAULT_THROTTLE_RATES[self.scope])
         except KeyError:
             raise ImproperlyConfigured(
                 f"REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'] has no rate for {self.scope!r}"
@@ -209,7 +213,7 @@ def throttles_check(request, throttle_classes) -> tuple[list[SlidingWindowThrott
     own loop, an attempt refused per address takes no slot in the target account's window, so an attacker held
     back by the address limit cannot fill a victim's lockout window at the speed of refusals.
     """
-    throttles = []
+    throttles: list[SlidingWindowThrottle] = []
     for throttle_class in throttle_classes:
         throttle = throttle_class()
         if not throttle.allow_request(request, None):
@@ -220,4 +224,4 @@ def throttles_check(request, throttle_classes) -> tuple[list[SlidingWindowThrott
 
 def reset_rate_limits() -> int:
     """Forget every rate-limit window (tests call this between tests). Returns how many keys were deleted."""
-    return cache.delete_pattern("throttle_*") or 0
+    return cache.delete_pattern("throttle_*") or 0  # type: ignore[attr-defined]  # django-redis's cache adds it

@@ -8,6 +8,7 @@ function that computes its body, which runs only on a miss; the ``X-Cache`` head
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import filters, generics, permissions, status
@@ -99,7 +100,7 @@ class PollListCreateView(generics.GenericAPIView):
             404: docs.error("The page does not exist."),
         },
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse | Response:
         def compute():
             queryset = self.filter_queryset(self.get_queryset())
             page = self.paginate_queryset(queryset)
@@ -137,7 +138,7 @@ class PollDetailView(generics.GenericAPIView):
         parameters=[cached.CACHE_HEADER_PARAMETER],
         responses={200: PollSerializer, 404: POLL_NOT_FOUND},
     )
-    def get(self, request: Request, poll_id: int) -> Response:
+    def get(self, request: Request, poll_id: int) -> HttpResponse | Response:
         def compute():
             return PollSerializer(selectors.poll_get(poll_id=poll_id)).data
 
@@ -241,7 +242,7 @@ class PollResultsView(generics.GenericAPIView):
         parameters=[POLL_ID, cached.CACHE_HEADER_PARAMETER],
         responses={200: PollResultsSerializer, 404: POLL_NOT_FOUND},
     )
-    def get(self, request: Request, poll_id: int) -> Response:
+    def get(self, request: Request, poll_id: int) -> HttpResponse | Response:
         def compute():
             return selectors.poll_results(poll_id=poll_id).as_dict()
 

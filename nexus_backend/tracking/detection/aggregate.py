@@ -326,9 +326,8 @@ class Aggregator:
         )
         host = ""
         if referrer:
-            host = self._hosts.get(referrer)
-            if host is None:
-                host = self.host(referrer)
+            known = self._hosts.get(referrer)
+            host = known if known is not None else self.host(referrer)
             s.referred += count
             if host:
                 s.ref_hosts.add(host)

@@ -157,6 +157,7 @@ def time_task(start: datetime, end: datetime, *, repeats: int = 3) -> dict:
             result = detect_window(start=start, end=end, rules=rules, auto_block=False)
             runs.append(time.perf_counter() - t0)
             transaction.set_rollback(True)
+    assert result is not None, "repeats must be at least 1"
     return {
         "median_seconds": round(statistics.median(runs), 4),
         "runs_seconds": [round(r, 4) for r in runs],

@@ -137,7 +137,7 @@ def learn_site(aggregator: Aggregator, rules: RuleSet, served_families: Iterable
         counts = asset_hosts or ref_hosts
         if counts:
             top = max(counts.values())
-            own = {h for h, n in counts.items() if n >= max(2, top // 4)} or {max(counts, key=counts.get)}
+            own = {h for h, n in counts.items() if n >= max(2, top // 4)} or {max(counts, key=lambda h: counts[h])}
     has_assets = requests > 0 and static >= site["min_static_share"] * requests
     # A family is served when readers browse it: a 2xx with a referrer from clients that also loaded assets (or,
     # on a site without assets, requested several pages), so probes answered 200 by a catch-all do not count.

@@ -201,8 +201,8 @@ def _opener(path: Path):
         raise LogError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if head[:2] == b"\x1f\x8b":
         try:
-            with gzip.open(path, "rb") as fh:
-                head = fh.read(8192)
+            with gzip.open(path, "rb") as gz:
+                head = gz.read(8192)
         except (OSError, EOFError) as exc:
             raise LogError(f"{path}: a gzip file that cannot be read ({exc})") from None
 
@@ -246,12 +246,13 @@ class LogReader:
         if fmt == "auto":
             with self._open() as fh:
                 sample = [line.rstrip("\n") for _, line in zip(range(SNIFF_LINES), fh, strict=False)]
-            fmt = detect_format(sample)
-            if fmt is None:
+            detected = detect_format(sample)
+            if detected is None:
                 shown = next((s for s in sample if s.strip()), "")[:120]
                 raise LogError(
                     f"{self.path}: unknown log format (not combined, common or JSONL); first line: {shown!r}"
                 )
+            fmt = detected
         self.format = fmt
         self.stats = ParseStats()
         try:
@@ -334,7 +335,7 @@ class LogReader:
                     number += 1
                     continue
                 tw = times.get(g[1], 0)
-                if tw == 0:
+                if isinstance(tw, int):  # 0: not seen yet
                     ts = caches.time(g[1])
                     tw = None if ts is None else (ts, int(ts // window) * window)
                     if len(times) > 200_000:

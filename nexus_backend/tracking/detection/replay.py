@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from .aggregate import Aggregator, GroupCounter
 from .detector import Finding, _iso, by_ip, judge
@@ -252,6 +253,7 @@ def request_log_export_jsonl(path: str | Path, *, start: datetime, end: datetime
     n = 0
     with open(path, "w", encoding="utf-8") as fh:
         for ts, ip, method, p, status, agent, referrer in rows.iterator(chunk_size=5_000):
+            ip = cast(str, ip)  # never null: ip_address__isnull=False above
             fh.write(format_jsonl(Record(ts.timestamp(), ip, method, p, status, agent, referrer)) + "\n")
             n += 1
     return n

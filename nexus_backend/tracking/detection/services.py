@@ -113,7 +113,7 @@ def suspicious_ip_autoblock(*, findings: list[Finding], now: datetime | None = N
     from ..services import blocked_ip_block
 
     now = now or timezone.now()
-    wanted = {}
+    wanted: dict[str, tuple[datetime, Finding]] = {}
     for f in findings:
         if f.flagged and f.block_minutes:
             until = datetime.fromtimestamp(f.window_end, tz=UTC) + timedelta(minutes=f.block_minutes)

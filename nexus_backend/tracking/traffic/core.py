@@ -91,7 +91,8 @@ class Builder:
                 hosting_now = rng.random() < 0.5 if hosting is None else hosting
                 ip = agents.public_ipv4(rng, agents.HOSTING if hosting_now else agents.RESIDENTIAL)
             if ip not in self.labels:
-                return self.claim(ip, population)
+                self.claim(ip, population)  # a free address: always claimed
+                return ip
 
     def ip_in(self, population: str, network: str) -> str:
         for _ in range(50):

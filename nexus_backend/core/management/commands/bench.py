@@ -39,6 +39,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -126,7 +127,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
     # ----------------------------------------------------------------------- entry point
-    def handle(self, *args, **opts):
+    def handle(self, *args: Any, **opts: Any) -> None:
         from django.conf import settings
 
         sections = _choices(opts["sections"], SECTIONS, "--sections")
@@ -301,6 +302,7 @@ class Command(BaseCommand):
                 code, payload = http_get(server.port, path, timeout=30)
                 if not 200 <= code < 300:
                     raise CommandError(f"GET {path} answered {code} with logging {variant}: {payload[:200]!r}")
+            assert flusher.proc is not None  # started above
             self.stdout.write(f"flushing with `manage.py flush_request_logs --loop` (pid {flusher.proc.pid})")
 
             connections.close_all()
