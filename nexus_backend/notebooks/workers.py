@@ -51,14 +51,29 @@ def default_queue(queue: str) -> Iterator[None]:
 @contextlib.contextmanager
 def broker_url(url: str) -> Iterator[None]:
     """Publish this process's tasks (the outbox relay included) through ``url`` for the duration of the block."""
-    old = app.conf.broker_url
-    app.conf.broker_url = url
-    app.pool.force_close_all()  # connections to the old broker must not be reused
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration (services mode sets it), so the
+    # switch goes through broker_write_url, which every send (apply_async, the outbox relay) connects with.
+    old = app.conf.get("broker_write_url")
+    _drop_connections()
+    app.conf.broker_write_url = url
     try:
         yield
     finally:
-        app.conf.broker_url = old
-        app.pool.force_close_all()
+        _drop_connections()
+        app.conf.broker_write_url = old
+
+
+def _drop_connections() -> None:
+    """Close this process's broker connections and forget the pools built for the broker URL they were made with:
+    a pool (and the producer pool on top of it) keeps its URL, so closing its connections alone lets the next send
+    reconnect to the old broker (seen with RabbitMQ, where the kernel had connected before the switch)."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    amqp = app.__dict__.get("amqp")  # as Celery's own after-fork reset does: only if it was ever built
+    if amqp is not None and amqp._producer_pool is not None:
+        amqp._producer_pool.force_close_all()
+        amqp._producer_pool = None
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
