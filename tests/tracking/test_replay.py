@@ -57,6 +57,23 @@ def test_common_format_and_time_zones(tmp_path):
     assert rec.user_agent == "" and rec.method == "POST"
 
 
+def test_times_within_a_parsed_minute_equal_a_full_parse(tmp_path):
+    """The parser parses each minute of a log once and adds the seconds: every second, across minute, hour and day
+    boundaries and time zones, must give what parsing the whole timestamp gives."""
+    stamps = ["31/Dec/2024:23:59:58 +0000", "31/Dec/2024:23:59:59 +0000", "01/Jan/2025:00:00:00 +0000",
+              "01/Jan/2025:00:00:59 +0000", "01/Jan/2025:00:00:07 +0530", "01/Jan/2025:00:00:08 -0930",
+              "01/Jan/2025:00:00:09 +0530", "01/Jan/2025:00:00:60 +0000", "01/Jan/2025:00:00:0x +0000"]  # fmt: skip
+    lines = [f'203.0.113.{i} - - [{ts}] "GET / HTTP/1.1" 200 5 "-" "ua"' for i, ts in enumerate(stamps)]
+    reader = open_log(write(tmp_path, "t.log", lines))
+    got = {rec.ip: rec.ts for rec in reader}
+    for i, ts in enumerate(stamps[:-1]):
+        date, _, zone = ts.partition(" ")
+        day = datetime.strptime(date[:17], "%d/%b/%Y:%H:%M").replace(tzinfo=UTC)
+        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:])) * (1 if zone[0] == "+" else -1)
+        assert got[f"203.0.113.{i}"] == (day - offset).timestamp() + int(date[18:]), ts
+    assert "203.0.113.8" not in got and reader.stats.malformed == 1  # "0x" seconds: refused, as before
+
+
 def test_jsonl_gzip_and_malformed_lines_are_counted_with_examples(tmp_path):
     good = format_jsonl(Record(1_741_000_000.0, "203.0.113.1", "GET", "/x/", 200, "ua", ""))
     lines = [good, "{not json", '{"ip_address": "nope", "timestamp": 1, "path": "/", "status_code": 200}', "", good]

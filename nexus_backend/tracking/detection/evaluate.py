@@ -28,13 +28,28 @@ from .rules import RulesError, RuleSet, load_rules
 CURRICULUM_PATHS = ["^/admin(/|$)", "^/login(/|$)"]
 
 
+_KEYS: dict[str, str] = {}  # address -> its group: a sweep compares the same addresses at every grid point
+
+
 def _key(ip: str) -> str:
-    return address_group(ip) or ip
+    key = _KEYS.get(ip)
+    if key is None:
+        if len(_KEYS) >= 1_000_000:
+            _KEYS.clear()
+        key = _KEYS[ip] = address_group(ip) or ip
+    return key
 
 
-def grouped(labels: dict) -> dict:
-    """``labels`` keyed by address group; a group takes an attacker's label when it holds one."""
-    out: dict = {}
+class GroupedLabels(dict):
+    """Labels keyed by address group (what ``grouped`` returns): grouping them again is a no-op."""
+
+
+def grouped(labels: dict) -> GroupedLabels:
+    """``labels`` keyed by address group; a group takes an attacker's label when it holds one. Labels already
+    grouped come back as they are, so a sweep groups them once, not at every grid point."""
+    if isinstance(labels, GroupedLabels):
+        return labels
+    out = GroupedLabels()
     for ip, label in labels.items():
         key = _key(ip)
         if key not in out or (label[0] == "attack" and out[key][0] != "attack"):
@@ -126,6 +141,7 @@ def by_population(result: ReplayResult, labels: dict, rules: RuleSet | None = No
 def sweep(result: ReplayResult, labels: dict, grid: dict[str, list]) -> list[dict]:
     """Every combination of ``grid`` (``{"threshold": [...], "volume.max_requests": [...]}``), scored."""
     names = list(grid)
+    labels = grouped(labels)
     rows = []
     for values in itertools.product(*(grid[n] for n in names)):
         params = dict(zip(names, values, strict=True))
@@ -138,6 +154,7 @@ def threshold_curve(result: ReplayResult, labels: dict, thresholds: Iterable[flo
     """Precision and recall when an address is flagged at score >= t (the scores do not depend on t)."""
     verdicts = by_ip(judge(result.aggregator, result.rules.with_params({"threshold": 1.0})))
     seen = _seen(result)
+    labels = grouped(labels)
     return [
         {"threshold": t, **confusion({ip for ip, f in verdicts.items() if f.score >= t - 1e-9}, labels, seen)}
         for t in thresholds

@@ -79,12 +79,24 @@ _TIME = re.compile(r"(\d{2})/(\w{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2
 class _Caches:
     def __init__(self) -> None:
         self.times: dict[str, float | None] = {}
+        self.minutes: dict[str, float] = {}  # "10/Oct/2000:13:55 -0700" -> epoch of that minute
         self.ips: dict[str, str | None] = {}
 
     def time(self, text: str) -> float | None:
         value = self.times.get(text, -1.0)
         if value != -1.0:
             return value
+        # A busy log has a new second on almost every line but a new minute only every few thousand: the seconds
+        # are added to the minute, parsed once (the epoch is linear in them: what the full parse would give).
+        seconds = text[18:20]
+        if len(text) == 26 and text[17] == ":" and seconds.isdigit() and seconds.isascii():
+            base = self.minutes.get(text[:17] + text[20:])
+            if base is not None:
+                value = base + int(seconds)
+                if len(self.times) > 200_000:
+                    self.times.clear()
+                self.times[text] = value
+                return value
         m = _TIME.match(text)
         value = None
         if m and m.group(2) in _MONTHS:
@@ -95,6 +107,10 @@ class _Caches:
                 value = float(epoch - offset)
             except (ValueError, OverflowError):
                 value = None
+            else:
+                if len(self.minutes) > 100_000:
+                    self.minutes.clear()
+                self.minutes[text[:17] + text[20:]] = value - int(ss)
         if len(self.times) > 200_000:
             self.times.clear()
         self.times[text] = value
