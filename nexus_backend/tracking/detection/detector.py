@@ -458,11 +458,16 @@ def _never_loaded_app(s: IPStats, c: Context) -> bool | None:
 
 def rule_vote_replay(s: IPStats, p: dict, c: Context) -> Hit | None:
     """One account voting again and again: each repeat is refused 409 (already voted). A person double-clicking
-    gets one; a NAT's many voters get a few among many successes."""
+    gets one; a NAT's many voters get a few among many successes; a developer testing their own API does much
+    else besides voting (votes under ``min_vote_share`` of its requests)."""
     votes = _outcomes(s, p["paths"])
     total = sum(sum(v.values()) for v in votes.values())
     conflicts = sum(v.get(p["conflict_status"], 0) for v in votes.values())
-    if conflicts < p["min_conflicts"] or conflicts < p["min_conflict_share"] * total:
+    if (
+        conflicts < p["min_conflicts"]
+        or conflicts < p["min_conflict_share"] * total
+        or total < p["min_vote_share"] * (s.requests - s.static)
+    ):
         return None
     return Hit(
         p["score"],
