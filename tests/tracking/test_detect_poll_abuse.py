@@ -116,6 +116,16 @@ def _blind_signup():
     return [line("203.0.113.61", "POST /api/auth/register/ HTTP/1.1", 201, referrer=ref, second=5)]
 
 
+def _api_walk():
+    """A library walking the API by id at a steady pace, the site's root as a Referer now and then."""
+    agent = "python-httpx/0.27.0"
+    return [
+        line("203.0.113.70", f"GET /api/polls/{pid}/ HTTP/1.1", referrer=f"{SITE}/" if pid % 3 == 0 else "-",
+             agent=agent, second=pid * 4)
+        for pid in range(1, 41)
+    ]  # fmt: skip
+
+
 # (what, its log lines, the address judged, the rule it must trip)
 ATTACKS = [
     ("one account replaying its vote (409s)", _replayed_votes(), "203.0.113.20", "vote_replay"),
@@ -125,6 +135,7 @@ ATTACKS = [
     ("the same over GraphQL", _vote_campaign("/graphql/mutation/vote"), "203.0.113.47", "vote_campaign"),
     ("a burst of sign-ups by a script", _signup_burst(), "203.0.113.60", "blind_signup"),
     ("a browser that signs up without loading the site", _blind_signup(), "203.0.113.61", "blind_signup"),
+    ("a scraper walking the API by id", _api_walk(), "203.0.113.70", "page_walk"),
 ]
 
 
@@ -141,7 +152,7 @@ def test_every_address_of_a_vote_campaign_is_flagged():
     assert all(found[f"203.0.113.{40 + i}"].flagged for i in range(8))
 
 
-@pytest.mark.parametrize("rule", ["vote_replay", "vote_farm", "vote_campaign", "blind_signup"])
+@pytest.mark.parametrize("rule", ["vote_replay", "vote_farm", "vote_campaign", "blind_signup", "page_walk"])
 def test_without_its_rule_the_attack_goes_unflagged(rule):
     """Each sample is caught by its new rule, not by an older one: disabled, the attack is missed."""
     rules = load_rules().with_params({f"{rule}.enabled": False})
@@ -206,6 +217,17 @@ def _app_users_on_one_poll():
     return out
 
 
+def _binge_reader():
+    """Someone opening 40 polls one after the other in the app (assets cached from yesterday): each page and its
+    poll are referred by the page before."""
+    ip, out, ref = "203.0.114.40", [], "-"
+    for pid in range(1, 41):
+        out.append(line(ip, f"GET /polls/{pid} HTTP/2.0", referrer=ref, agent=AGENTS[3], second=pid * 30))
+        ref = f"{SITE}/polls/{pid}"
+        out.append(line(ip, f"GET /api/polls/{pid}/ HTTP/2.0", referrer=ref, agent=AGENTS[3], second=pid * 30 + 1))
+    return out
+
+
 def _developer():
     """A developer hammering their own API: reads, writes, errors and, testing the vote, many 409s."""
     ip, tools, out = "203.0.114.30", ["PostmanRuntime/7.39.0", "curl/8.5.0", CHROME], []
@@ -227,6 +249,7 @@ BENIGN = [
     ("the mobile app behind carrier NAT", _carrier_nat_app, ["203.0.114.20"]),
     ("the app's users voting on one poll", _app_users_on_one_poll, [f"203.0.114.{160 + i}" for i in range(12)]),
     ("a developer hammering their own API", _developer, ["203.0.114.30"]),
+    ("a reader opening 40 polls, assets cached", _binge_reader, ["203.0.114.40"]),
 ]  # fmt: skip
 
 

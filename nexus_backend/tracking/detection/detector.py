@@ -570,6 +570,27 @@ def _vote_campaigns(p: dict, c: Context) -> dict:
     return out
 
 
+def rule_page_walk(s: IPStats, p: dict, c: Context) -> Hit | None:
+    """A scraper walking the site: many distinct pages (or API resources), each fetched about once, with one or
+    two user agents, no asset (where the site has assets) and hardly a Referer (a reader follows links, so each
+    page is referred by the one before). Declared bots are the crawler rules' business."""
+    pages = len(s.pages)
+    if (
+        pages < p["min_distinct_paths"]
+        or s.requests > p["max_requests_per_path"] * pages
+        or len(s.agents) > p["max_user_agents"]
+        or s.referred > p["max_referrer_ratio"] * s.requests
+        or s.declared_bot
+        or (c.site.has_assets and s.static)
+    ):
+        return None
+    return Hit(
+        p["score"],
+        f"{pages} distinct pages in {s.requests} requests, {s.referred} referred, no asset loaded",
+        {"distinct_paths": pages, "paths": c.sample("pages", s.pages)},
+    )
+
+
 # name -> the rule; the order is the order of reasons in a finding. Each takes the address's IPStats, its
 # parameters from rules.yaml and the Context, and returns a Hit or None.
 RULES: dict[str, Callable[[IPStats, dict, Context], Hit | None]] = {
@@ -594,6 +615,7 @@ RULES: dict[str, Callable[[IPStats, dict, Context], Hit | None]] = {
     "vote_farm": rule_vote_farm,
     "vote_campaign": rule_vote_campaign,
     "blind_signup": rule_blind_signup,
+    "page_walk": rule_page_walk,
 }
 
 
