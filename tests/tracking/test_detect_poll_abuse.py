@@ -18,8 +18,9 @@ import pytest
 
 from nexus_backend.tracking.detection.aggregate import Aggregator
 from nexus_backend.tracking.detection.detector import by_ip, judge
-from nexus_backend.tracking.detection.parsers import Record, parse_line
 from nexus_backend.tracking.detection.rules import load_rules
+
+from .test_detect_families import records  # sample lines parsed as replay parses them
 
 AGENTS = [
     f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/13{i}.0.0.0 Safari/537.36"
@@ -60,15 +61,6 @@ def voter(ip, agent, poll, start=0, *, vote_status=201, signup=False, hour=10):
 
 
 BACKGROUND = [x for i in range(12) for x in voter(f"198.18.0.{i + 1}", AGENTS[i], 3 + i % 4, i * 7)]
-
-
-def records(lines):
-    out = []
-    for text in lines:
-        rec = parse_line("combined", text)
-        assert isinstance(rec, Record), f"sample line does not parse: {text!r} ({rec})"
-        out.append(rec)
-    return out
 
 
 def verdicts(lines, rules=None):

@@ -460,6 +460,8 @@ def rule_vote_replay(s: IPStats, p: dict, c: Context) -> Hit | None:
     """One account voting again and again: each repeat is refused 409 (already voted). A person double-clicking
     gets one; a NAT's many voters get a few among many successes; a developer testing their own API does much
     else besides voting (votes under ``min_vote_share`` of its requests)."""
+    if not s.outcomes:
+        return None
     votes = _outcomes(s, p["paths"])
     total = sum(sum(v.values()) for v in votes.values())
     conflicts = sum(v.get(p["conflict_status"], 0) for v in votes.values())
@@ -480,7 +482,7 @@ def rule_vote_farm(s: IPStats, p: dict, c: Context) -> Hit | None:
     """Many accounts voting on ONE poll from one address, reading next to nothing and loading no page: a script
     cycling through accounts. A NAT behind a viral poll votes as often, but its people load the page, read it and
     its results (several reads per vote), and an app's users vote on many polls."""
-    if _never_loaded_app(s, c) is False:
+    if not s.outcomes or _never_loaded_app(s, c) is False:
         return None
     votes = {path: sum(n for st, n in v.items() if 200 <= st < 300) for path, v in _outcomes(s, p["paths"]).items()}
     path, n = max(votes.items(), key=lambda kv: (kv[1], kv[0]), default=("", 0))
@@ -506,7 +508,7 @@ def _blind_browser(s: IPStats, c: Context, key: tuple[int, str]) -> bool:
 def rule_blind_signup(s: IPStats, p: dict, c: Context) -> Hit | None:
     """Accounts created by a script: a burst of sign-ups from one address (``burst_score``), or a "browser" that
     signs up without ever having shown the site's page (its form lives in that page)."""
-    signups = _outcomes(s, p["paths"])
+    signups = _outcomes(s, p["paths"]) if s.outcomes else {}
     if not signups:
         return None
     made = sum(n for v in signups.values() for st, n in v.items() if 200 <= st < 300)
