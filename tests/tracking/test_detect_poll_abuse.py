@@ -258,3 +258,23 @@ def test_a_vote_campaign_on_a_viral_poll_is_outnumbered_and_not_flagged():
     found = verdicts(viral + _vote_campaign())
     assert not any("vote_campaign" in f.rules for f in found.values())
     assert not any(f.flagged for ip, f in found.items() if ip.startswith("203.0.114."))
+
+
+def test_without_static_files_in_the_log_the_asset_based_rules_stand_down():
+    """The hourly task's request log may not see static files (WhiteNoise answers them first): then nothing tells a
+    browser that never loaded the page from an app, so page_walk, vote_campaign and the blind sign-up stand down,
+    while the rules that need no assets (409 replays, a vote farm, a sign-up burst) still flag."""
+    rules = load_rules()
+    app_reader = [line("203.0.114.50", f"GET /api/polls/{pid}/ HTTP/2.0", agent=APP, second=pid * 20) for pid in
+                  range(1, 41)]  # fmt: skip
+    lines = [x for x in BACKGROUND if "/static/" not in x and "favicon" not in x]
+    lines += app_reader + _vote_campaign() + _blind_signup() + _replayed_votes() + _vote_farm() + _signup_burst()
+    agg = Aggregator(rules)
+    agg.add_records(records(lines))
+    found = by_ip(judge(agg, rules))
+    tripped = {rule for f in found.values() for rule in f.rules}
+    assert not tripped & {"page_walk", "vote_campaign"}
+    assert "203.0.113.61" not in found or "blind_signup" not in found["203.0.113.61"].rules
+    assert "203.0.114.50" not in found or not found["203.0.114.50"].flagged
+    for ip, rule in [("203.0.113.20", "vote_replay"), ("203.0.113.30", "vote_farm"), ("203.0.113.60", "blind_signup")]:
+        assert rule in found[ip].rules and found[ip].flagged, (ip, found[ip].rules)

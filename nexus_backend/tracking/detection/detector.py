@@ -574,8 +574,9 @@ def _vote_campaigns(p: dict, c: Context) -> dict:
 
 def rule_page_walk(s: IPStats, p: dict, c: Context) -> Hit | None:
     """A scraper walking the site: many distinct pages (or API resources), each fetched about once, with one or
-    two user agents, no asset (where the site has assets) and hardly a Referer (a reader follows links, so each
-    page is referred by the one before). Declared bots are the crawler rules' business."""
+    two user agents, no asset and hardly a Referer (a reader follows links, so each page is referred by the one
+    before). Declared bots are the crawler rules' business. Off where the site has no assets (an API-only log, or
+    a request log that does not see static files): an app's user reading many polls looks the same there."""
     pages = len(s.pages)
     if (
         pages < p["min_distinct_paths"]
@@ -583,7 +584,8 @@ def rule_page_walk(s: IPStats, p: dict, c: Context) -> Hit | None:
         or len(s.agents) > p["max_user_agents"]
         or s.referred > p["max_referrer_ratio"] * s.requests
         or s.declared_bot
-        or (c.site.has_assets and s.static)
+        or s.static
+        or not c.site.has_assets
     ):
         return None
     return Hit(
