@@ -57,7 +57,7 @@ _COUNTS = (
     "get",
     "browser_post_unreferred",
 )
-_DICTS = ("actions", "statuses", "probes", "offsite")
+_DICTS = ("actions", "outcomes", "statuses", "probes", "offsite")
 _FIRSTS = ("gets", "posts")  # path -> first time: merged by min
 
 
@@ -89,6 +89,7 @@ class IPStats:
         self.asset_ref_hosts: set[str] = set()  # referrer hosts of its static requests
         self.post_ref_hosts: set[str] = set()  # referrer hosts of its form POSTs ("" none)
         self.actions: dict[str, int] = {}  # fingerprint -> count
+        self.outcomes: dict[str, int] = {}  # "path status" of its action POSTs (votes, sign-ups) -> count
         self.statuses: dict[str, int] = {}  # "2xx" -> count
         self.probes: dict[str, int] = {}  # probe family -> requests that count as probes
         self.offsite: dict[str, int] = {}  # referrer host -> its non-static requests (off-site: decided later)
@@ -407,6 +408,8 @@ class Aggregator:
         if pc.action and method in self._action_methods:
             fp = f"{method} {path} | {agent} | {referrer}"
             s.actions[fp] = s.actions.get(fp, 0) + count
+            outcome = f"{path} {status}"
+            s.outcomes[outcome] = s.outcomes.get(outcome, 0) + count
 
     def describe(self, method: str, path: str, status: int, agent: str, referrer: str) -> list[str]:
         """What the classifier makes of one request (``replay_log --explain``)."""
