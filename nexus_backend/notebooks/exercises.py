@@ -155,6 +155,53 @@ def _latency_count_series() -> str:
     return f"{REQUEST_LATENCY._name}_count"
 
 
+def _catalog_one(sql: str) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        (name,) = cursor.fetchone()
+    return name
+
+
+def _composite_vote_fk() -> str:
+    """The foreign key of polls_vote that spans two columns, read from PostgreSQL's catalog."""
+    return _catalog_one(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'polls_vote'::regclass AND contype = 'f' "
+        "AND cardinality(conkey) = 2"
+    )
+
+
+def _index_only_count_index() -> str:
+    """The index of polls_vote on exactly (poll_id, option_id), in that order, read from the catalog."""
+    return _catalog_one(
+        "SELECT i.indexrelid::regclass::text FROM pg_index i WHERE i.indrelid = 'polls_vote'::regclass "
+        "AND (SELECT array_agg(a.attname::text ORDER BY k.n) FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n) "
+        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) = ARRAY['poll_id', 'option_id']"
+    )
+
+
+CURRICULUM_PATH_CANDIDATES = ("/admin", "/admin/login/", "/administrator", "/api/login", "/login", "/login/")
+
+
+def _curriculum_sensitive_paths() -> set[str]:
+    import re
+
+    from nexus_backend.tracking.detection.evaluate import CURRICULUM_PATHS
+
+    return {p for p in CURRICULUM_PATH_CANDIDATES if any(re.search(rx, p) for rx in CURRICULUM_PATHS)}
+
+
+def _f1_example() -> float:
+    """F1 of a detector that flags 8 of 100 addresses, 6 of them among the 12 attackers (through evaluate.confusion)."""
+    from nexus_backend.tracking.detection.evaluate import confusion
+
+    addresses = [f"198.51.100.{i}" for i in range(1, 101)]
+    labels = {ip: ("attack" if i < 12 else "benign", "example") for i, ip in enumerate(addresses)}
+    flagged = addresses[:6] + addresses[50:52]
+    return confusion(flagged, labels, addresses)["f1"]
+
+
 EXERCISES: dict[str, Exercise] = {
     e.key: e
     for e in [
@@ -176,6 +223,51 @@ EXERCISES: dict[str, Exercise] = {
             "Which request header carries the access token? (its name)",
             "Section 3 sets it on the client with client.credentials(...).",
             sha256="af94da5c1c090371b66c90399c5a3fb5483916ab3d84f9a78ca63e4f8a18e183",
+        ),
+        # 01 — schema design
+        Exercise(
+            "01.1",
+            "Which constraint refuses a vote for an option that belongs to another poll? (its name)",
+            "Section 1 lists the constraints of polls_vote: one of its foreign keys spans two columns.",
+            expected=_composite_vote_fk,
+        ),
+        Exercise(
+            "01.2",
+            "Which index lets PostgreSQL count a poll's votes per option from the index alone? (its name)",
+            "Section 4.1: the plan with every index is an Index Only Scan; the index's columns are the WHERE and "
+            "the GROUP BY of the count query.",
+            expected=_index_only_count_index,
+        ),
+        Exercise(
+            "01.3",
+            "Under which counting strategy do concurrent voters for one option queue behind a row lock? (its name)",
+            "Section 5.4: look for the strategy whose voters wait on transactionid and tuple; it runs an UPDATE of "
+            "polls_option in every vote's transaction.",
+            sha256="581fb5bd9d6a29951b11e0df5cdcbf0009de9c5244cda3e468af4a088e568d82",
+        ),
+        # 02 — suspicious-IP detection
+        Exercise(
+            "02.1",
+            "Among 100 addresses, 12 are attackers. A detector flags 8 addresses, 6 of them attackers. What is its "
+            "F1? (a float between 0 and 1)",
+            "Section 1: precision = TP / (TP + FP), recall = TP / (TP + FN), F1 their harmonic mean.",
+            expected=_f1_example,
+            tolerance=1e-6,
+        ),
+        Exercise(
+            "02.2",
+            "Which of the paths " + ", ".join(CURRICULUM_PATH_CANDIDATES) + " does the curriculum's rule treat as "
+            "sensitive? (a set of paths)",
+            "Its patterns (evaluate.CURRICULUM_PATHS) are anchored at the start of the path and must end at a slash "
+            "or at the end of the path: a substring is not enough.",
+            expected=_curriculum_sensitive_paths,
+        ),
+        Exercise(
+            "02.3",
+            "A scanner sends one probe and the detector does not flag it. Which count of the confusion table does it "
+            "add to? (tp, fp, fn or tn)",
+            "It is an attacker, and it was not flagged: section 1 names the four counts.",
+            sha256="07f509c42a5b08df04be5fc9e846247fba1d2273566fe53df4cdc742f08420d7",
         ),
         # 03 — cache performance
         Exercise(

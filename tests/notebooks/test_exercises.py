@@ -16,6 +16,8 @@ NOTEBOOKS = Path(settings.BASE_DIR) / "notebooks"
 # The word answers stored as digests, for the tests only (the package never holds them in plain text).
 WORD_ANSWERS = {
     "00.3": "Authorization",
+    "01.3": "counter",
+    "02.3": "fn",
     "03.3": "precise",
     "04.4": {"acks_late", "reject_on_worker_lost"},
     "05.4": "203.0.113.5",
@@ -77,6 +79,12 @@ def test_spelling_does_not_matter_but_the_value_does():
     assert not is_right("05.3", True)  # a bool is not a status code
 
 
+def test_a_path_rule_by_substring_is_not_the_curriculum_rule():
+    """02.2: every candidate path contains admin or login; the anchored patterns flag only some of them."""
+    substring = {p for p in exercises.CURRICULUM_PATH_CANDIDATES if "admin" in p or "login" in p}
+    assert substring == set(exercises.CURRICULUM_PATH_CANDIDATES) and not is_right("02.2", substring)
+
+
 def test_an_unknown_exercise_is_a_one_line_error():
     with pytest.raises(KeyError, match="no exercise '09.9'"):
         check("09.9", 1)
@@ -91,7 +99,16 @@ def test_computed_answers_follow_the_backend(settings):
 
 
 @pytest.mark.parametrize(
-    "stem", ["00-tour", "03-cache-performance", "04-background-tasks", "05-auth-and-rate-limits", "06-logs-and-metrics"]
+    "stem",
+    [
+        "00-tour",
+        "01-schema-design",
+        "02-suspicious-ip-replay",
+        "03-cache-performance",
+        "04-background-tasks",
+        "05-auth-and-rate-limits",
+        "06-logs-and-metrics",
+    ],
 )
 def test_each_course_notebook_has_2_to_5_checked_exercises_and_a_solution_for_each(stem):
     keys = [e.key for e in exercises_of(stem)]
