@@ -404,6 +404,17 @@ def test_env_parser_finds_what_settings_read():
         "CELERY_RESULT_BACKEND",
         "NEXUS_STATE_DIR",
     } <= read
+    # One from each module of the settings package that reads the environment (settings/<module>.py).
+    assert {
+        "NEXUS_REQUEST_LOGGING",  # tracking.py
+        "POLLS_RESULTS_STRATEGY",  # polls.py
+        "NEXUS_GRAPHIQL",  # graphql.py
+        "NEXUS_LOG_FORMAT",  # logging.py
+        "NEXUS_RATE_LOGIN_IP",  # drf.py
+        "NEXUS_CACHE_INVALIDATION",  # caching.py
+        "NEXUS_OUTBOX_RELAY_SECONDS",  # celery.py
+        "NEXUS_STATIC_ROOT",  # base.py
+    } <= read
 
 
 def test_compose_services_and_environment_match_settings():
