@@ -31,7 +31,7 @@ USER nexus
 
 # Collect static files at build time. The URLs only satisfy settings (nothing is contacted during
 # collectstatic); without them settings would start the embedded PostgreSQL inside the build.
-RUN DATABASE_URL=postgres://build@127.0.0.1:1/build REDIS_URL=redis://127.0.0.1:1/0 CELERY_BROKER_URL=memory:// \
+RUN DATABASE_URL=postgres://build@127.0.0.1:1/build REDIS_URL=redis://127.0.0.1:1/0 CELERY_BROKER_URL=redis://127.0.0.1:1/1 \
     python manage.py collectstatic --no-input -v 0
 
 EXPOSE 8000

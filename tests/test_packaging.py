@@ -1,5 +1,5 @@
 """The packaging files agree with the code: docker-compose.yml, Dockerfile, environment.yml, .env.example and
-the CI workflow against the environment variables nexus_backend reads (settings.py, infra/ ...), pyproject.toml
+the CI workflow against the environment variables nexus_backend reads (settings/, infra/ ...), pyproject.toml
 and the Makefile.
 
 There is no Docker engine on the development machines, so this checks what can be checked without one
@@ -28,7 +28,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Where the environment is read: settings.py, infra/ and every other module of the package.
+# Where the environment is read: settings/, infra/ and every other module of the package.
 ENV_SOURCES = ("nexus_backend/**/*.py",)
 BACKING_SERVICES = {"postgres": "postgres:16", "redis": "redis:7", "rabbitmq": "rabbitmq:3-management"}
 APP_SERVICES = ("web", "worker", "beat", "jupyter")
@@ -404,6 +404,17 @@ def test_env_parser_finds_what_settings_read():
         "CELERY_RESULT_BACKEND",
         "NEXUS_STATE_DIR",
     } <= read
+    # One from each module of the settings package that reads the environment (settings/<module>.py).
+    assert {
+        "NEXUS_REQUEST_LOGGING",  # tracking.py
+        "POLLS_RESULTS_STRATEGY",  # polls.py
+        "NEXUS_GRAPHIQL",  # graphql.py
+        "NEXUS_LOG_FORMAT",  # logging.py
+        "NEXUS_RATE_LOGIN_IP",  # drf.py
+        "NEXUS_CACHE_INVALIDATION",  # caching.py
+        "NEXUS_OUTBOX_RELAY_SECONDS",  # celery.py
+        "NEXUS_STATIC_ROOT",  # base.py
+    } <= read
 
 
 def test_compose_services_and_environment_match_settings():
@@ -486,7 +497,7 @@ DRIFTS = [
         "    rabbitmq:\n      condition: service_started",
         "rabbitmq",
     ),
-    ("compose", "nexus_backend/settings.py", 'env_bool("DEBUG"', 'env_bool("NEXUS_DEBUG"', "DEBUG"),
+    ("compose", "nexus_backend/settings/security.py", 'env_bool("DEBUG"', 'env_bool("NEXUS_DEBUG"', "DEBUG"),
     ("dockerfile", "Dockerfile", "HEALTHCHECK", "# HEALTHCHECK", "HEALTHCHECK"),
     (
         "dockerfile",
@@ -502,7 +513,7 @@ DRIFTS = [
     ("environment", "environment.yml", "      - ruff>=0.6\n", "", "ruff"),
     (
         "env_example",
-        "nexus_backend/settings.py",
+        "nexus_backend/settings/base.py",
         "NEXUS_PROJECT_ROOT = BASE_DIR",
         'NEXUS_PROJECT_ROOT = BASE_DIR\nX = os.environ.get("NEXUS_NEW_SETTING", "")',
         "NEXUS_NEW_SETTING",

@@ -1,4 +1,4 @@
-"""The caching app's switches, read from ``settings.NEXUS_CACHE`` (see settings.py, "Caching").
+"""The caching app's switches, read from ``settings.NEXUS_CACHE`` (see settings/caching.py).
 
 ``get_config()`` is what every call reads (cached; reset when a test overrides the settings).
 ``configured(...)`` changes it for a block of code in this process — notebooks, the workload driver and tests use

@@ -40,7 +40,7 @@ def development_secret_key() -> str:
     """The development ``SECRET_KEY``: random, made on first use and kept in ``<state folder>/secret_key``
     (git-ignored, mode 0600), so every process of this checkout (web, worker, a notebook kernel) signs and checks
     with the same key, and no committed string can sign a session or a token this checkout accepts. Production
-    never gets here: it refuses to start without a ``SECRET_KEY`` of its own (settings.py)."""
+    never gets here: it refuses to start without a ``SECRET_KEY`` of its own (settings/production.py)."""
     import secrets
 
     path = state_dir() / "secret_key"

@@ -1,6 +1,6 @@
 """Where the database, cache and broker are: read from the environment, or the embedded servers.
 
-This is the only place that decides. ``settings.py`` calls :func:`resolve` once per process.
+This is the only place that decides. ``settings/database.py`` calls :func:`resolve` once per process.
 
 - ``DATABASE_URL`` set  -> that PostgreSQL. Unset -> the embedded one (started if needed).
 - ``REDIS_URL`` set     -> that Redis. Unset -> the embedded one.

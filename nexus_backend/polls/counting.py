@@ -61,7 +61,7 @@ from nexus_backend.core.faults import pause_point
 
 from .models import VOTE_DELTA_TABLE, VOTE_SUMMARY_VIEW, Option, Vote
 
-# What the results endpoint, GraphQL and poll_results() read unless told otherwise (settings.py checks the name).
+# What the results endpoint, GraphQL and poll_results() read unless told otherwise (settings/polls.py checks the name).
 RESULTS_STRATEGY = getattr(settings, "POLLS_RESULTS_STRATEGY", "delta")
 
 _SUMMARY_LOCK = "nexus-polls:vote-summary-refresh"

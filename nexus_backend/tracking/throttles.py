@@ -1,7 +1,7 @@
 """Rate limits: DRF throttles keyed on the client's address group (``client_ip.py``), the user or the account.
 
 The login, sign-up and voting limits are read from
-``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (set from the environment in settings.py) on every request, so
+``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (set from the environment in settings/drf.py) on every request, so
 they can be changed without touching code. A refusal is DRF's: ``429`` with a ``Retry-After`` header and the
 project's JSON error body (``{"detail": …, "code": "throttled"}``).
 

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from nexus_backend.core.benchmark import Gunicorn
 from nexus_backend.infra.embedded import state_dir
 from nexus_backend.tracking.models import SuspiciousIP
+from tests.service_urls import service_urls
 
 ROOT = Path(__file__).resolve().parents[2]
 BARE = "/bench/bare/"
@@ -98,6 +99,7 @@ def test_production_lets_nobody_in_without_configuration():
         SECRET_KEY="metrics-test-" + "k7Qz9pW2xR5vN8bT4yL1" * 3,
         ALLOWED_HOSTS="example.com",
         DEBUG="false",
+        **service_urls(),
     )
     env.pop("NEXUS_METRICS_ALLOWED_IPS", None)
     env.pop("NEXUS_METRICS_TOKEN", None)

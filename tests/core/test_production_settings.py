@@ -21,6 +21,7 @@ from django.db import connection
 from django.test import override_settings
 
 from nexus_backend import settings as nexus_settings
+from tests.service_urls import service_urls
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "polls.example.org"
@@ -46,6 +47,7 @@ def _production_env(**overrides: str) -> dict[str, str]:
         NEXUS_ADMIN_PATH="",
         NEXUS_REQUEST_LOGGING="off",  # the subprocess's requests stay out of the shared request-log stream
         PYTHONDONTWRITEBYTECODE="1",
+        **service_urls(),  # production never starts the embedded servers (test_production_needs_service_urls)
     )
     # Set in this process once a test imports the notebook bootstrap (Jupyter needs it); never in a deployment,
     # and check --deploy refuses it (async.E001).
@@ -110,6 +112,23 @@ def test_gunicorn_stops_instead_of_respawning_workers_that_refuse_to_start():
     assert result.returncode == 3
     assert "Worker failed to boot" in result.stderr
     assert result.stderr.count("error: NEXUS_ENV=production refuses to start: SECRET_KEY is not set") == 1
+
+
+def test_production_needs_service_urls_and_never_starts_the_embedded_servers(tmp_path):
+    state = tmp_path / "state"  # where the embedded servers would keep their data, sockets and pidfiles
+    result = _manage("check", DATABASE_URL="", REDIS_URL=" ", CELERY_BROKER_URL="", NEXUS_STATE_DIR=str(state))
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(
+        "error: NEXUS_ENV=production refuses to start: DATABASE_URL, REDIS_URL, CELERY_BROKER_URL are not set"
+    )
+    assert "never starts the embedded servers" in line
+    assert not state.exists()  # refused before anything was started or written
+
+    [line] = _manage("check", REDIS_URL="", NEXUS_STATE_DIR=str(state)).stderr.strip().splitlines()
+    assert line.startswith("error: NEXUS_ENV=production refuses to start: REDIS_URL is not set (production never")
+    assert not state.exists()
 
 
 def test_a_misspelt_nexus_env_is_refused_not_taken_for_development():

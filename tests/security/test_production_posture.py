@@ -14,6 +14,7 @@ import secrets
 import pytest
 
 from tests.security.conftest import call, start_web
+from tests.service_urls import service_urls
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,6 +29,7 @@ def production(**extra: str) -> dict[str, str]:
         ALLOWED_HOSTS="127.0.0.1",
         SECURE_SSL_REDIRECT="false",  # plain http here; the redirect itself is tests/core/test_production_settings
         NEXUS_REQUEST_LOGGING="off",
+        **service_urls(),  # production never starts the embedded servers
         **extra,
     )
 

@@ -1,5 +1,6 @@
-"""No committed secret signs anything (finding: development signed JWTs with a key committed in settings.py, and
-compose defaulted to another; a token forged with it got 200 on staff-only metrics and deleted another user's poll).
+"""No committed secret signs anything (finding: development signed JWTs with a key committed in the former
+settings.py, and compose defaulted to another; a token forged with it got 200 on staff-only metrics and deleted
+another user's poll).
 
 Development makes a random key on first use in the git-ignored state folder; compose takes its key from .env,
 which ``make env`` writes with fresh values. Here every string committed to the repository is tried as the signing
@@ -25,7 +26,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from nexus_backend.infra.embedded import development_secret_key
 from tests.security.conftest import ROOT, call
 
-PLACEHOLDERS = [  # the keys earlier versions committed (settings.py, docker-compose.yml)
+PLACEHOLDERS = [  # the keys earlier versions committed (the former settings.py, docker-compose.yml)
     "dev-only-insecure-key-change-me-0123456789abcdefghijklmnopqrstuvwxyz",
     "compose-dev-only-insecure-key-change-me-0123456789abcdefghijklmnop",
 ]

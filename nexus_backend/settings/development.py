@@ -1,0 +1,7 @@
+"""Development (NEXUS_ENV unset or development): DEBUG on, plain http://localhost, the browsable API, GraphiQL, a
+random SECRET_KEY kept in the state folder, and the embedded PostgreSQL and Redis when no service URL is set.
+
+Those defaults are picked in the component modules from ``PRODUCTION``; nothing is added here.
+"""
+
+from .base import *  # noqa: F403
