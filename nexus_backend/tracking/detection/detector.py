@@ -438,7 +438,8 @@ def _pattern(patterns: tuple[str, ...]) -> Callable[[str], object]:
 
 def _outcomes(s: IPStats, patterns: list[str]) -> dict[str, dict[int, int]]:
     """Its action POSTs on paths matching ``patterns``: ``path -> {status: count}``."""
-    match, out = _pattern(tuple(patterns)), {}
+    match = _pattern(tuple(patterns))
+    out: dict[str, dict[int, int]] = {}
     for key, n in s.outcomes.items():
         path, _, status = key.rpartition(" ")
         if match(path):
