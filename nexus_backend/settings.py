@@ -162,6 +162,8 @@ INSTALLED_APPS = [
     "nexus_backend.tracking",
     "nexus_backend.caching",
 ]
+if not PRODUCTION:  # the lab (nexus_lab/: benchmarks, generators, notebook support, developer commands, /bench/bare/)
+    INSTALLED_APPS.append("nexus_lab")
 
 MIDDLEWARE = [
     # First: client IP, block list (403 before anything else runs), request log (nexus_backend/tracking).

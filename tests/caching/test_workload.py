@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from nexus_backend.caching import config, invalidation, metrics, workload
-from nexus_backend.caching.workload import OperationSource, WorkloadConfig, WorkloadFixture
+from nexus_lab.caching.workload import OperationSource, WorkloadConfig, WorkloadFixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

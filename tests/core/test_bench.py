@@ -13,11 +13,11 @@ import subprocess
 import pytest
 from django.core.management import CommandError, call_command
 
-from nexus_backend.core import benchmark
-from nexus_backend.core.benchmark import chunks, percentile
-from nexus_backend.core.management.commands.bench import MIN_POLLS
 from nexus_backend.polls.models import Poll
 from nexus_backend.tracking.models import RequestLog
+from nexus_lab import benchmark
+from nexus_lab.benchmark import chunks, percentile
+from nexus_lab.management.commands.bench import MIN_POLLS
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -26,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.contrib.auth import get_user_model
 
-from nexus_backend.core.benchmark import server_env
 from nexus_backend.polls import bench, counting, services
 from nexus_backend.polls.models import Vote
+from nexus_lab.benchmark import server_env
 from tests.conftest import bearer
 
 from .harness import ROOT, Gunicorn, wait_for
