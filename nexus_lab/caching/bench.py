@@ -127,7 +127,7 @@ def _server_env(*, cache: bool, count: bool = False) -> dict[str, str]:
         NEXUS_RATE_VOTE_USER="1000000/min",
     )
     if count:
-        env["GUNICORN_CMD_ARGS"] = "--config python:nexus_backend.caching.gunicorn_count"
+        env["GUNICORN_CMD_ARGS"] = "--config python:nexus_lab.caching.gunicorn_count"
     return env
 
 

@@ -1,6 +1,7 @@
 """Query plans for learners: ``EXPLAIN (ANALYZE, BUFFERS)`` of the real queries, with and without each index.
 
-    from nexus_backend.polls import counting, explain, selectors
+    from nexus_backend.polls import counting, selectors
+    from nexus_lab.polls import explain
     plan = explain.explain(counting.COUNT, poll_id=42)               # the count strategy's own SQL
     plan = explain.explain(selectors.poll_list(active=True)[:20])    # any QuerySet: its SQL and parameters
     plans = explain.compare(counting.COUNT, poll_id=42, variants={"without": ["vote_poll_option_idx"]})

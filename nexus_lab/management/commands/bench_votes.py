@@ -33,8 +33,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from nexus_backend.polls import bench, counting, datagen
+from nexus_backend.polls import counting
 from nexus_lab.management.commands.gen_votes import _count
+from nexus_lab.polls import bench, datagen
 
 DEFAULT_SCALES = "10k,100k,1m"
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from nexus_backend.caching import config, keys, metrics, workload
+from nexus_backend.caching import config, keys, metrics
 from nexus_backend.caching.store import REDIS_ERRORS
+from nexus_lab.caching import workload
 
 
 class Command(BaseCommand):

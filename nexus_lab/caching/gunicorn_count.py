@@ -1,5 +1,5 @@
 """gunicorn configuration of ``manage.py bench_cache``'s ``uncached_count`` server (``--config
-python:nexus_backend.caching.gunicorn_count``, passed through ``GUNICORN_CMD_ARGS``).
+python:nexus_lab.caching.gunicorn_count``, passed through ``GUNICORN_CMD_ARGS``).
 
 Its workers answer ``/api/polls/{id}/results/`` by counting the poll's votes with ``COUNT(*)`` at read time
 (``nexus_backend.polls.counting``'s ``count`` strategy) instead of reading the denormalised counters the API
