@@ -28,7 +28,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.core.management.base import CommandError
@@ -104,12 +105,27 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
         conn.close()
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    if not sorted_values:
+def save_result(
+    result: dict, *, name: str, started: datetime, results_dir: Path, extra: Path | None = None
+) -> list[Path]:
+    """Write ``result`` as JSON to ``results_dir/<name>-<UTC stamp>.json`` (and to ``extra`` when given); return the
+    paths. The one results writer of every benchmark and the load test (``bench/results/`` by default)."""
+    stamp = (started.astimezone(UTC) if started.tzinfo else started).strftime("%Y%m%dT%H%M%SZ")
+    paths = [results_dir / f"{name}-{stamp}.json"] + ([extra] if extra is not None else [])
+    text = json.dumps(result, indent=2) + "\n"
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return paths
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..1) of ``values``, sorted or not; NaN when empty. The one implementation
+    every benchmark and the load test use."""
+    if not values:
         return float("nan")
-    rank = max(1, math.ceil(q * len(sorted_values)))
-    return sorted_values[rank - 1]
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
 
 
 def chunks(total: int, concurrency: int) -> list[int]:
@@ -121,15 +137,25 @@ def chunks(total: int, concurrency: int) -> list[int]:
     return sizes
 
 
-def git_commit(root: Path) -> str | None:
-    """The short commit of ``root`` (recorded with every result), or None outside git."""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+def git_commit(root: Path) -> str:
+    """Short sha of HEAD, with ``+dirty`` when the working tree has changes; ``unknown`` outside git. Recorded with
+    every benchmark, load and report result (the one implementation: the notebook runner uses it too)."""
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
-        if out.returncode == 0:
-            return out.stdout.strip()
-    return None
+        if sha.returncode != 0 or not sha.stdout.strip():
+            return "unknown"
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    dirty = status.returncode != 0 or bool(status.stdout.strip())
+    return sha.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def run_round(pool, port: int, path: str, requests: int, concurrency: int, user_agent: str, progress) -> dict:

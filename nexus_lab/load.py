@@ -42,7 +42,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from nexus_lab.benchmark import HOST, Flusher, Gunicorn, fmt, git_commit, percentile, server_env
+from nexus_lab.benchmark import HOST, Flusher, Gunicorn, fmt, git_commit, percentile, save_result, server_env
 
 PREFIX = "nexusload_"  # every account (and through its owner every poll) the load test makes
 CLASSES = ("normal", "credential_stuffing", "vote_stuffing", "scanner")
@@ -770,10 +770,5 @@ def passed(result: dict) -> bool:
 
 
 def save(result: dict, results_dir: Path, extra: Path | None = None) -> list[Path]:
-    stamp = datetime.fromisoformat(result["timestamp"]).strftime("%Y%m%dT%H%M%SZ")
-    paths = [results_dir / f"load-{stamp}.json"] + ([extra] if extra else [])
-    text = json.dumps(result, indent=2) + "\n"
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return paths
+    started = datetime.fromisoformat(result["timestamp"])
+    return save_result(result, name="load", started=started, results_dir=results_dir, extra=extra)

@@ -29,7 +29,6 @@ The load generator and gunicorn control are the shared harness's (``nexus_lab.be
 from __future__ import annotations
 
 import http.client
-import json
 import multiprocessing
 import os
 import platform
@@ -48,6 +47,7 @@ from nexus_lab.benchmark import (
     fmt,
     git_commit,
     paired_ratio,
+    save_result,
     server_env,
     stop_all,
     summarise_rounds,
@@ -331,13 +331,5 @@ def table(result: dict) -> str:
 
 
 def save(result: dict, results_dir: Path, extra: Path | None = None) -> list[Path]:
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.fromisoformat(result["timestamp"]).strftime("%Y%m%dT%H%M%SZ")
-    paths = [results_dir / f"bench-cache-{stamp}.json"]
-    if extra is not None:
-        paths.append(extra)
-    text = json.dumps(result, indent=2) + "\n"
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return paths
+    started = datetime.fromisoformat(result["timestamp"])
+    return save_result(result, name="bench-cache", started=started, results_dir=results_dir, extra=extra)

@@ -25,7 +25,6 @@ import contextlib
 import html
 import json
 import logging
-import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ from typing import Any
 
 import nbformat
 
+from nexus_lab.benchmark import git_commit
 from nexus_lab.notebooks.params import NotebookPlan, ParameterError, plan_notebooks
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -122,26 +122,6 @@ def check_kernel(kernel_name: str) -> None:
 
 
 # --------------------------------------------------------------------------- provenance
-
-
-def git_commit(root: Path) -> str:
-    """Short sha of HEAD, with ``+dirty`` when the working tree has changes; ``unknown`` outside git."""
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if sha.returncode != 0 or not sha.stdout.strip():
-            return "unknown"
-        status = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    dirty = status.returncode != 0 or bool(status.stdout.strip())
-    return sha.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def _now() -> datetime:

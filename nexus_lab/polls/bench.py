@@ -18,7 +18,6 @@ ratio measured side by side means more than any absolute number), and reported a
 from __future__ import annotations
 
 import contextlib
-import math
 import statistics
 import threading
 import time
@@ -32,16 +31,9 @@ from django.db import close_old_connections, connection, connections
 
 from nexus_backend.core.exceptions import DomainError
 from nexus_backend.polls import counting, services
+from nexus_lab.benchmark import percentile
 
 STRATEGY_NAMES = tuple(counting.STRATEGIES)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..1)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
 
 
 def latency_summary(seconds: Sequence[float]) -> dict:

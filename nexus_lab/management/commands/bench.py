@@ -29,7 +29,6 @@ are deleted at the end (``--keep-logs`` keeps them).
 from __future__ import annotations
 
 import contextlib
-import json
 import multiprocessing
 import os
 import platform
@@ -55,6 +54,7 @@ from nexus_lab.benchmark import (
     paired_ratio,
     raise_on_sigterm,
     run_round,
+    save_result,
     server_env,
     stop_all,
     summarise_rounds,
@@ -485,12 +485,6 @@ class Command(BaseCommand):
 
     def _save(self, result: dict, root: Path, started: datetime, opts) -> None:
         results_dir = Path(opts["results_dir"]) if opts["results_dir"] else root / "bench" / "results"
-        results_dir.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(result, indent=2) + "\n"
-        paths = [results_dir / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}.json"]
-        if opts["json_path"]:
-            paths.append(Path(opts["json_path"]))
-        for path in paths:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+        extra = Path(opts["json_path"]) if opts["json_path"] else None
+        paths = save_result(result, name="bench", started=started, results_dir=results_dir, extra=extra)
         self.stdout.write("saved " + " and ".join(str(p) for p in paths))

@@ -11,12 +11,13 @@ parameter grid over it (``tracking.detection.bench``). Prints a table and saves 
 
 from __future__ import annotations
 
-import json
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from nexus_lab.benchmark import save_result
 from nexus_lab.detection import bench
 
 
@@ -54,12 +55,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(bench.format_table(result))
         folder = Path(o["results_dir"]) if o["results_dir"] else Path(settings.NEXUS_PROJECT_ROOT) / "bench" / "results"
-        stamp = result["started"].replace("-", "").replace(":", "").replace("+0000", "Z").replace("+00:00", "Z")
-        paths = [folder / f"bench-detect-{stamp}.json"]
-        if o["json_path"]:
-            paths.append(Path(o["json_path"]))
-        text = json.dumps(result, indent=2) + "\n"
-        for path in paths:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+        started = datetime.fromisoformat(result["started"])
+        extra = Path(o["json_path"]) if o["json_path"] else None
+        paths = save_result(result, name="bench-detect", started=started, results_dir=folder, extra=extra)
         self.stdout.write("saved " + " and ".join(str(p) for p in paths))

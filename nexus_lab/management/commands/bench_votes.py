@@ -25,7 +25,6 @@ it). Performance targets live here, never in timed tests.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from nexus_backend.polls import counting
+from nexus_lab.benchmark import save_result
 from nexus_lab.management.commands.gen_votes import _count
 from nexus_lab.polls import bench, datagen
 
@@ -152,13 +152,8 @@ class Command(BaseCommand):
 
         root = Path(settings.NEXUS_PROJECT_ROOT)
         folder = Path(opts["results_dir"]) if opts["results_dir"] else root / "bench" / "results"
-        paths = [folder / f"bench-votes-{started.strftime('%Y%m%dT%H%M%SZ')}.json"]
-        if opts["json_path"]:
-            paths.append(Path(opts["json_path"]))
-        text = json.dumps(result, indent=2) + "\n"
-        for path in paths:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+        extra = Path(opts["json_path"]) if opts["json_path"] else None
+        paths = save_result(result, name="bench-votes", started=started, results_dir=folder, extra=extra)
         self.stdout.write("saved " + " and ".join(str(p) for p in paths))
 
 
