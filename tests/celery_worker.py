@@ -2,8 +2,8 @@
 
 Used by the ``json_worker`` fixture (tests/core/conftest.py), the ``worker_queue`` fixture
 (tests/polls/test_tasks_worker.py) and the fault tests (tests/faults/harness.py re-exports :class:`Worker`).
-The class lives in the package (``nexus_backend/notebooks/workers.py``), where notebook 04 uses it too."""
+The class lives in the package (``nexus_lab/notebooks/workers.py``), where notebook 04 uses it too."""
 
-from nexus_backend.notebooks.workers import ROOT, Worker, default_queue, new_queue
+from nexus_lab.notebooks.workers import ROOT, Worker, default_queue, new_queue
 
 __all__ = ["ROOT", "Worker", "default_queue", "new_queue"]

@@ -121,8 +121,8 @@ def poll(make_poll, user) -> Poll:
 @pytest.fixture(autouse=True)
 def _fresh_tracking_state():
     """Every test starts and ends with no rate-limit history, a block list reloaded from its own database and
-    an empty request-log stream (nexus_backend.tracking.testing)."""
-    from nexus_backend.tracking.testing import reset_tracking_state
+    an empty request-log stream (nexus_lab.testing)."""
+    from nexus_lab.testing import reset_tracking_state
 
     reset_tracking_state()
     yield

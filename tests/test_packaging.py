@@ -28,8 +28,8 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Where the environment is read: settings/, infra/ and every other module of the package.
-ENV_SOURCES = ("nexus_backend/**/*.py",)
+# Where the environment is read: settings/, infra/ and every other module of the service and the lab.
+ENV_SOURCES = ("nexus_backend/**/*.py", "nexus_lab/**/*.py")
 BACKING_SERVICES = {"postgres": "postgres:16", "redis": "redis:7", "rabbitmq": "rabbitmq:3-management"}
 APP_SERVICES = ("web", "worker", "beat", "jupyter")
 SERVICE_URL_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
@@ -204,10 +204,16 @@ def dockerfile_problems(root: Path) -> list[str]:
     problems: list[str] = []
     inst = dockerfile_instructions(root)
     froms = [v for k, v in inst if k == "FROM"]
-    if not froms or not froms[-1].startswith(f"python:{PYTHON}-slim"):
-        problems.append(f"the final stage should be FROM python:{PYTHON}-slim, got {froms}")
+    bases: dict[str, str] = {}  # stage name -> the image it starts from (FROM base AS web: web -> base's image)
+    for value in froms:
+        image, *rest = value.split()
+        if len(rest) == 2 and rest[0].lower() == "as":
+            bases[rest[1]] = bases.get(image, image)
+    final = bases.get(froms[-1].split()[0], froms[-1].split()[0]) if froms else ""
+    if not final.startswith(f"python:{PYTHON}-slim"):
+        problems.append(f"the final stage should start FROM python:{PYTHON}-slim, got {froms}")
     users = [v for k, v in inst if k == "USER"]
-    if not users or users[-1].split(":")[0] in ("root", "0"):
+    if not users or any(user.split(":")[0] in ("root", "0") for user in users):  # every stage: service and lab
         problems.append("the image must run as a non-root USER")
     runs = " ".join(v for k, v in inst if k == "RUN")
     copies = " ".join(v for k, v in inst if k == "COPY")
@@ -266,7 +272,9 @@ def environment_yml_problems(root: Path) -> list[str]:
     pip_lines = [str(line) for line in pip_lists[0] if not str(line).startswith("-")]
 
     project = pyproject(root)
-    declared = [*project["dependencies"], *project.get("optional-dependencies", {}).get("dev", [])]
+    extras = project.get("optional-dependencies", {})
+    declared = [*project["dependencies"], *extras.get("lab", []), *extras.get("dev", [])]
+    declared = [d for d in declared if canonicalize_name(Requirement(d).name) != canonicalize_name(project["name"])]
     want = _requirements(declared, "pyproject.toml", problems)
     have = _requirements(pip_lines, "environment.yml", problems)
     missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
@@ -459,6 +467,7 @@ COPIED = [
     "Makefile",
     ".github/workflows/ci.yml",
     "nexus_backend",
+    "nexus_lab",
 ]
 
 CHECKS = {

@@ -16,7 +16,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 
-from nexus_backend.core.postman import COLLECTION, render
+from nexus_lab.postman import COLLECTION, render
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "openapi.yaml"

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from nexus_backend.notebooks.workers import wait_for  # the one implementation, shared with the notebooks
+from nexus_lab.notebooks.workers import wait_for  # the one implementation, shared with the notebooks
 
 __all__ = ["sleep_until", "wait_for"]
 

@@ -18,9 +18,3 @@ def health(request):
         body["mode"] = settings.NEXUS_SERVICE_MODE
         body["checks"] = {c.name: {"ok": c.ok, "detail": c.detail, "ms": c.ms} for c in checks}
     return JsonResponse(body, status=200 if ok else 503)
-
-
-def bare(request):
-    """A view that touches nothing: the baseline the benchmark compares the API against (not routed in
-    production, see urls.py)."""
-    return JsonResponse({"ok": True})

@@ -43,7 +43,7 @@ def app_server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator
     from django.db import connections
     from django.test import override_settings
 
-    from nexus_backend.core.benchmark import Gunicorn
+    from nexus_lab.benchmark import Gunicorn
 
     # What the Dockerfile does (WhiteNoise serves the result), into a folder of this test's own.
     static_root = tmp_path_factory.mktemp("staticfiles")

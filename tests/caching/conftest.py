@@ -16,8 +16,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from nexus_backend.caching import config, keys, store
-from nexus_backend.core.benchmark import free_port
 from nexus_backend.infra.embedded import _redis_server_binary
+from nexus_lab.benchmark import free_port
 
 _serial = itertools.count(1)
 

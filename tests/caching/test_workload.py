@@ -10,8 +10,9 @@ from collections import Counter
 import pytest
 from django.core.management import CommandError, call_command
 
-from nexus_backend.caching import config, invalidation, metrics, workload
-from nexus_backend.caching.workload import OperationSource, WorkloadConfig, WorkloadFixture
+from nexus_backend.caching import config, invalidation, metrics
+from nexus_lab.caching import workload
+from nexus_lab.caching.workload import OperationSource, WorkloadConfig, WorkloadFixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

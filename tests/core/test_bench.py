@@ -9,15 +9,16 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from nexus_backend.core import benchmark
-from nexus_backend.core.benchmark import chunks, percentile
-from nexus_backend.core.management.commands.bench import MIN_POLLS
 from nexus_backend.polls.models import Poll
 from nexus_backend.tracking.models import RequestLog
+from nexus_lab import benchmark
+from nexus_lab.benchmark import chunks, percentile, save_result
+from nexus_lab.management.commands.bench import MIN_POLLS
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -142,6 +143,19 @@ def test_percentile_is_nearest_rank():
     assert percentile(values, 0.5) == 50.0
     assert percentile(values, 0.95) == 95.0
     assert percentile([3.0], 0.95) == 3.0
+    assert percentile(list(reversed(values)), 0.95) == 95.0  # unsorted input: the same answer
+    assert percentile([], 0.5) != percentile([], 0.5)  # NaN when empty
+
+
+def test_save_result_writes_one_stamped_file_and_the_extra_path(tmp_path):
+    """The one results writer: ``<name>-<UTC stamp>.json`` in the results folder (the stamp in UTC whatever the
+    zone of ``started``), the same JSON at ``extra``."""
+    started = datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    paths = save_result(
+        {"x": 1}, name="bench-x", started=started, results_dir=tmp_path / "r", extra=tmp_path / "o.json"
+    )
+    assert paths == [tmp_path / "r" / "bench-x-20260102T030405Z.json", tmp_path / "o.json"]
+    assert [json.loads(p.read_text()) for p in paths] == [{"x": 1}, {"x": 1}]
 
 
 def test_alternate_rounds_rotates_the_order_and_reverses_it_on_odd_rounds(monkeypatch):

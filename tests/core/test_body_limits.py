@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from nexus_backend.core.management.commands.bench import Gunicorn
+from nexus_lab.management.commands.bench import Gunicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 4096

@@ -16,8 +16,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from nexus_backend.core import load
 from nexus_backend.tracking.models import BlockedIP, SuspiciousIP
+from nexus_lab import load
 
 
 @pytest.mark.services

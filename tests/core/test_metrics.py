@@ -19,9 +19,9 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from nexus_backend.core.benchmark import Gunicorn
 from nexus_backend.infra.embedded import state_dir
 from nexus_backend.tracking.models import SuspiciousIP
+from nexus_lab.benchmark import Gunicorn
 from tests.service_urls import service_urls
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from nexus_backend.core.benchmark import Flusher, Gunicorn, free_port
 from nexus_backend.infra.embedded import (
     pid_alive,  # a zombie (killed, not yet reaped) counts as dead
 )
-from nexus_backend.notebooks.workers import RedisBroker
+from nexus_lab.benchmark import Flusher, Gunicorn, free_port
+from nexus_lab.notebooks.workers import RedisBroker
 from tests.celery_worker import Worker
 from tests.waiting import wait_for
 
@@ -91,7 +91,7 @@ def shared_folder(prefix: str) -> Path:
 # ------------------------------------------------------------------------------------------------ Redis
 
 
-# The same server notebook 04 stops and starts as its broker (nexus_backend/notebooks/workers.py).
+# The same server notebook 04 stops and starts as its broker (nexus_lab/notebooks/workers.py).
 OwnRedis = RedisBroker
 
 

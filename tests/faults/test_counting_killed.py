@@ -26,9 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.contrib.auth import get_user_model
 
-from nexus_backend.core.benchmark import server_env
-from nexus_backend.polls import bench, counting, services
+from nexus_backend.polls import counting, services
 from nexus_backend.polls.models import Vote
+from nexus_lab.benchmark import server_env
+from nexus_lab.polls import bench
 from tests.conftest import bearer
 
 from .harness import ROOT, Gunicorn, wait_for

@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 from sqlalchemy import text
 
-import nexus_backend.notebooks.bootstrap as nb
+import nexus_lab.notebooks.bootstrap as nb
 
 
 def test_the_url_follows_django_settings():
@@ -78,7 +78,7 @@ def test_importing_the_bootstrap_is_quiet(tmp_path):
             "-W",
             "default",
             "-c",
-            "import nexus_backend.notebooks.bootstrap as nb; print(nb.DATA_DIR)",
+            "import nexus_lab.notebooks.bootstrap as nb; print(nb.DATA_DIR)",
         ],
         cwd=nb.NOTEBOOKS_DIR if nb.NOTEBOOKS_DIR.is_dir() else tmp_path,
         capture_output=True,

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from nexus_backend.notebooks import runner
+from nexus_lab.notebooks import runner
 
 from .helpers import write_notebook
 
@@ -25,7 +25,7 @@ SEEDS = {"02-suspicious-ip-replay": {"tune_seed": 7, "test_seed": 11}}
 
 PARAMETERS = "voters = 5  # how many voters\n"
 HEADLINE_CELLS = [
-    "import nexus_backend.notebooks.bootstrap as nb",
+    "import nexus_lab.notebooks.bootstrap as nb",
     "nb.headline('votes', voters * 2, tolerance=0)\nnb.headline('latency_ms', 10.0, tolerance=0.5, unit='ms')",
 ]
 TITLE = "# 07 · A course notebook\n\n*What it teaches, in one line.*\n\n**After this notebook you can** count."
@@ -162,7 +162,7 @@ def test_committed_notebooks_print_no_absolute_paths_of_this_machine():
 
 @pytest.mark.parametrize("stem", FRAMED)
 def test_the_ci_and_full_profiles_fit_the_parameters_cell(stem):
-    from nexus_backend.notebooks.params import plan_notebook
+    from nexus_lab.notebooks.params import plan_notebook
 
     for profile in ("ci", "full"):
         plan = plan_notebook(NOTEBOOKS / f"{stem}.ipynb", profile)
@@ -178,8 +178,8 @@ def test_a_worker_dies_with_the_process_that_started_it(tmp_path):
     import time
 
     script = (
-        "import nexus_backend.notebooks.bootstrap\n"
-        "from nexus_backend.notebooks.workers import Worker, new_queue\n"
+        "import nexus_lab.notebooks.bootstrap\n"
+        "from nexus_lab.notebooks.workers import Worker, new_queue\n"
         f"worker = Worker(log={str(tmp_path / 'w.log')!r}, queue=new_queue(), pool='solo').start()\n"
         "worker.wait_ready(90)\n"
         "print(worker.proc.pid, flush=True)\n"

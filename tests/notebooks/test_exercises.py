@@ -9,8 +9,8 @@ import nbformat
 import pytest
 from django.conf import settings
 
-from nexus_backend.notebooks import exercises
-from nexus_backend.notebooks.exercises import EXERCISES, check, exercises_of, expected_answer, is_right
+from nexus_lab.notebooks import exercises
+from nexus_lab.notebooks.exercises import EXERCISES, check, exercises_of, expected_answer, is_right
 
 NOTEBOOKS = Path(settings.BASE_DIR) / "notebooks"
 # The word answers stored as digests, for the tests only (the package never holds them in plain text).

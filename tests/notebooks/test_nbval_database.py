@@ -15,7 +15,7 @@ from .helpers import write_notebook
 
 PROBE_DB = "nexus_nbval_probe"  # the "development" database of the inner pytest: never created, never touched
 CELLS = [
-    "import os\n\nimport nexus_backend.notebooks.bootstrap as nb\nfrom django.db import connection",
+    "import os\n\nimport nexus_lab.notebooks.bootstrap as nb\nfrom django.db import connection",
     "print(connection.settings_dict['NAME'], os.environ.get('NEXUS_DB_NAME'))",
     f"assert connection.settings_dict['NAME'] == os.environ['NEXUS_DB_NAME'] == 'test_{PROBE_DB}'",
     "from django.contrib.auth import get_user_model\n"

@@ -8,7 +8,7 @@ import ast
 import nbformat
 from django.conf import settings
 
-from nexus_backend.notebooks.params import load_profile, notebook_parameters
+from nexus_lab.notebooks.params import load_profile, notebook_parameters
 
 NOTEBOOK = settings.NEXUS_PROJECT_ROOT / "notebooks" / "02-suspicious-ip-replay.ipynb"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from nexus_backend.notebooks.params import (
+from nexus_lab.notebooks.params import (
     ParameterError,
     load_profile,
     notebook_parameters,

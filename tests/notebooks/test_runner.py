@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from nexus_backend.notebooks import runner
+from nexus_lab.notebooks import runner
 
 from .helpers import TOUR_LIKE_PARAMETERS, write_notebook
 

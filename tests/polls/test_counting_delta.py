@@ -10,9 +10,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
 
-from nexus_backend.polls import bench, counting, selectors, services, tasks
+from nexus_backend.polls import counting, selectors, services, tasks
 from nexus_backend.polls.counting import _FOLD
 from nexus_backend.polls.models import Vote
+from nexus_lab.polls import bench
 from tests.faults.harness import wait_for
 
 

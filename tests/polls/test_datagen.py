@@ -9,8 +9,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Count, Max, Min
 
-from nexus_backend.polls import counting, datagen, explain
+from nexus_backend.polls import counting
 from nexus_backend.polls.models import Option, Poll, Vote
+from nexus_lab.polls import datagen, explain
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -19,8 +19,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from nexus_backend.polls import bench, counting, explain, services
+from nexus_backend.polls import counting, services
 from nexus_backend.polls.models import VOTE_OPTION_IN_POLL_FK, Option, Poll, Vote
+from nexus_lab.polls import bench, explain
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
-from nexus_backend.core.benchmark import Gunicorn
+from nexus_lab.benchmark import Gunicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 

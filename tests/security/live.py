@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-from nexus_backend.core.benchmark import HOST, Gunicorn, server_env
+from nexus_lab.benchmark import HOST, Gunicorn, server_env
 
 ROOT = Path(__file__).resolve().parents[2]
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"

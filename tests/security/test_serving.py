@@ -60,7 +60,7 @@ def test_half_sent_requests_do_not_stop_health_from_answering(web):
 def test_the_same_attack_stops_the_old_sync_configuration(django_db_blocker):
     """Proves the test above can fail: two sync workers, and slow sockets enough that each worker (the kernel spreads
     connections between them) gets one; /health/ then does not answer."""
-    from nexus_backend.core.benchmark import Gunicorn
+    from nexus_lab.benchmark import Gunicorn
 
     server = start_web()
     server.stop()  # only for its env; the sync server below is the one attacked

@@ -8,8 +8,8 @@ import json
 import pytest
 from django.core.management import call_command
 
-from nexus_backend.tracking.detection import bench
 from nexus_backend.tracking.models import RequestLog
+from nexus_lab.detection import bench
 
 pytestmark = pytest.mark.django_db
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from nexus_backend.tracking.detection import evaluate
 from nexus_backend.tracking.detection.parsers import Record, format_combined
 from nexus_backend.tracking.detection.replay import replay_file
 from nexus_backend.tracking.detection.rules import RulesError, load_rules
-from nexus_backend.tracking.traffic import Label
+from nexus_lab.detection import evaluate
+from nexus_lab.traffic import Label
 
 T0 = 1_740_960_000.0  # 2025-03-03 00:00 UTC
 

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import CommandError, call_command
 
-from nexus_backend.tracking import traffic
-from nexus_backend.tracking.detection import evaluate
 from nexus_backend.tracking.detection.parsers import LogError, Record, format_jsonl, open_log
 from nexus_backend.tracking.detection.replay import replay_file, request_log_export_jsonl, request_log_load
 from nexus_backend.tracking.detection.rules import load_rules
 from nexus_backend.tracking.detection.services import detect_window
 from nexus_backend.tracking.models import BlockedIP, SuspiciousIP
+from nexus_lab import traffic
+from nexus_lab.detection import evaluate
 
 COMBINED = (
     '203.0.113.9 - - [03/Mar/2025:09:15:02 +0000] "GET /wp-login.php?x=1 HTTP/1.1" 404 153 "-" "Mozilla/5.0 zgrab/0.x"'

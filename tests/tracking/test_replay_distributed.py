@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from nexus_backend.tracking import traffic
 from nexus_backend.tracking.detection.replay import replay_distributed, replay_file
+from nexus_lab import traffic
 from tests.polls.test_tasks_worker import worker_queue  # noqa: F401  (the real-worker fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)

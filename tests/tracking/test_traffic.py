@@ -14,11 +14,11 @@ from collections import Counter, defaultdict
 import pytest
 from django.core.management import CommandError, call_command
 
-from nexus_backend.tracking import traffic
 from nexus_backend.tracking.client_ip import address_group
-from nexus_backend.tracking.detection import evaluate
 from nexus_backend.tracking.detection.replay import replay_file
-from nexus_backend.tracking.traffic import agents
+from nexus_lab import traffic
+from nexus_lab.detection import evaluate
+from nexus_lab.traffic import agents
 
 LOGIN_POSTS = ("/api/auth/token/", "/admin/login/", "/login/", "/signin/", "/account/login/")
 

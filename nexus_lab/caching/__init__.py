@@ -1,0 +1,1 @@
+"""Cache benchmarks and the read/write workload that drives them."""

@@ -1,0 +1,1 @@
+"""Detection benchmarks and the scoring of the detector against labelled traffic."""
