@@ -393,7 +393,7 @@ class Aggregator:
             s.probes[pc.family] = s.probes.get(pc.family, 0) + count
             s.cms_paths.add(path)
             s.example(f"probe:{pc.family}", method, path, status)
-        if pc.auth and method == "POST":
+        if pc.auth and method == "POST" and status != 429:  # a refused attempt (429) never reached a password
             s.auth_attempts += count
             # an API answers a failed login 4xx; an HTML form shows itself again (200) and redirects on success
             if status in (self._auth_statuses if pc.api else self._form_auth_statuses):
