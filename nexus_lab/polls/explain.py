@@ -231,7 +231,8 @@ def compare(
 ) -> dict:
     """``{"with every index": Plan, <label>: Plan without those indexes, ...}`` for one query.
 
-    ``vacuum`` (outside a transaction only) first runs ``VACUUM (ANALYZE)`` on the poll tables, so that the plans
+    ``vacuum`` (outside a transaction only) first runs ``VACUUM (ANALYZE, INDEX_CLEANUP ON)`` on the poll tables
+    (:func:`datagen.refresh_statistics`: why the index pass must not be skipped), so that the plans
     compare the indexes and not the state the database happens to be in: rows written since the last vacuum (the
     benchmarks', a notebook's own votes) leave their pages out of the visibility map, and an index-only scan then
     fetches them from the heap anyway (2,600 heap fetches turned 83 pages into 112 in one such checkout)."""
