@@ -101,14 +101,3 @@ def test_poll_results_counts_every_option(poll, make_user):
     assert results.total_votes == 2
     assert [(o.text, o.votes) for o in results.options] == [("Cheese", 2), ("Mushroom", 0), ("Pineapple", 0)]
     assert results.as_dict()["options"][0] == {"id": cheese.pk, "text": "Cheese", "votes": 2}
-
-
-def test_user_register_rules(user):
-    created = services.user_register(username="newbie", email="n@example.com", password="a-long-passphrase-9")
-    assert created.check_password("a-long-passphrase-9")
-    with pytest.raises(DomainError) as caught:
-        services.user_register(username="Alice", email="x@example.com", password="a-long-passphrase-9")
-    assert caught.value.field == "username"
-    with pytest.raises(DomainError) as caught:
-        services.user_register(username="weak", email="w@example.com", password="123")
-    assert caught.value.field == "password"
