@@ -71,8 +71,8 @@ faults: migrate ## Only the fault tests (tests/faults): broker down, worker kill
 
 # mypy's Django plugin imports the settings, which would start the embedded servers: NEXUS_EMBEDDED_AUTOSTART=0
 # only points at where they would be, so the type check needs no running service.
-lint: $(STAMP) ## ruff check, ruff format check and mypy (type check of nexus_backend; [tool.mypy] in pyproject.toml)
-	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && NEXUS_EMBEDDED_AUTOSTART=0 $(BIN)/mypy
+lint: $(STAMP) ## ruff check, ruff format check, the import contract (lint-imports) and mypy ([tool.importlinter], [tool.mypy] in pyproject.toml)
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports --no-cache && NEXUS_EMBEDDED_AUTOSTART=0 $(BIN)/mypy
 
 format: $(STAMP) ## Format the code with ruff
 	@$(BIN)/ruff check --fix . && $(BIN)/ruff format .

@@ -4,10 +4,9 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
+from nexus_backend import ops
 from nexus_backend.accounts import api as accounts_api
 from nexus_backend.core import exceptions as core_exceptions
-from nexus_backend.core import metrics as core_metrics
-from nexus_backend.core import views as core_views
 from nexus_backend.schema import NexusGraphQLView, schema
 
 api_patterns: list[URLPattern | URLResolver] = [
@@ -28,9 +27,9 @@ urlpatterns = [
     # The admin's login form under the API login's limits (accounts/api.py), before the admin's own routes.
     path(f"{settings.NEXUS_ADMIN_PATH}login/", accounts_api.admin_login, name="admin-login"),
     path(settings.NEXUS_ADMIN_PATH, admin.site.urls),  # NEXUS_ADMIN_PATH, "admin/" by default
-    path("health/", core_views.health, name="health"),
+    path("health/", ops.health, name="health"),
     # Prometheus scrape target (not part of the API schema: a plain Django view; docs/operations.md).
-    re_path(r"^metrics/?$", core_metrics.metrics_view, name="metrics"),
+    re_path(r"^metrics/?$", ops.metrics_view, name="metrics"),
     path("api/", include(api_patterns)),
     path("graphql/", NexusGraphQLView.as_view(schema=schema), name="graphql"),
 ]

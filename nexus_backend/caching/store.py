@@ -20,22 +20,22 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
+from django_redis import get_redis_connection
 from redis.commands.core import Script
-from redis.exceptions import RedisError
+
+from nexus_backend.infra.errors import REDIS_ERRORS
 
 from . import keys
 from .config import get_config
 
 logger = logging.getLogger(__name__)
 
-#: Exceptions that mean "Redis is not usable right now" (connection refused, timeout, loading, OOM, read-only ...).
-REDIS_ERRORS = (RedisError, OSError)
 
 # KEYS: stats hash, then the version keys (epoch first).
 # ARGV: value key base, namespace, count mode (1: hit/miss, 2: coalesced on a hit, 0: nothing), lock ttl ms
@@ -144,8 +144,6 @@ def _script(name: str, source: str, conn) -> Script:
 
 def connection(alias: str | None = None):
     """The raw redis-py client django-redis holds for the alias (the same pool the Django cache uses)."""
-    from django_redis import get_redis_connection
-
     return get_redis_connection(alias or get_config().alias)
 
 
@@ -284,6 +282,30 @@ def _ttl_ms(entry: keys.Entry, valid_until: datetime | None) -> int:
     return max(0, int(ttl * 1000))
 
 
+class Invalidation:
+    """An ``on_commit`` callback that bumps version counters; the read path recognises it while it is pending."""
+
+    __slots__ = ("version_keys", "reason")
+
+    def __init__(self, version_keys: Iterable[str], reason: str):
+        self.version_keys = frozenset(version_keys)
+        self.reason = reason
+
+    def __call__(self) -> None:
+        ordered = tuple(sorted(self.version_keys))
+        if not availability.usable():
+            availability.remember(ordered)
+            return
+        try:
+            bump(connection(), ordered)
+        except REDIS_ERRORS as exc:
+            availability.failed("invalidate", exc)
+            availability.remember(ordered)
+
+    def __repr__(self) -> str:
+        return f"Invalidation({self.reason}: {', '.join(sorted(self.version_keys))})"
+
+
 def _written_in_this_transaction(entry: keys.Entry) -> bool:
     """Inside a transaction that changed what this entry depends on, the cache (shared, committed state) is
     bypassed: the transaction reads its own writes from the database. The pending invalidations are the
@@ -291,8 +313,6 @@ def _written_in_this_transaction(entry: keys.Entry) -> bool:
     conn = connections[DEFAULT_DB_ALIAS]
     if not conn.in_atomic_block or not conn.run_on_commit:
         return False
-    from .invalidation import Invalidation
-
     wanted = set(entry.version_keys)
     return any(isinstance(item[1], Invalidation) and wanted & item[1].version_keys for item in conn.run_on_commit)
 

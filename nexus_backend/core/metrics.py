@@ -1,4 +1,4 @@
-"""``GET /metrics``: Prometheus text format (prometheus_client), for an operator's Prometheus to scrape.
+"""The Prometheus registry: the request metrics every web process counts, and the collector a scrape reads.
 
 Two kinds of figures:
 
@@ -6,32 +6,30 @@ Two kinds of figures:
   (histogram, by view and method) and ``nexus_http_responses_total`` (by view, method and status). Under gunicorn
   every worker writes them to a shared folder (multiprocess mode, ``multiproc.py``), so any worker's answer
   covers all of them.
-- **read at scrape time from where they already live** (:class:`NexusCollector`), never counted twice: the cache's
-  per-namespace counters (the Redis stats hash that ``caching/store.py`` increments in the same round trip as the
-  lookup), Redis INFO keyspace counters, Celery task outcomes (a Redis hash the workers increment,
-  ``celery_signals.py``) and the suspicious-IP findings (``SuspiciousIP`` rows by rule). A source that does not
-  answer is reported as ``nexus_metrics_source_up{source="..."} 0``; the scrape itself still succeeds.
+- **read at scrape time from where they already live** (:class:`SourcesCollector`), never counted twice: each
+  source is a function yielding metric families. Core has one of its own, the Celery task outcomes (a Redis hash
+  the workers increment, ``celery_signals.py``); the layers above add theirs where the endpoint is assembled
+  (``nexus_backend/ops.py``: the cache's counters, the suspicious-IP findings). A source that does not answer is
+  reported as ``nexus_metrics_source_up{source="..."} 0``; the scrape itself still succeeds.
 
-Who may read it: clients from ``NEXUS_METRICS_ALLOWED_IPS`` (networks; default loopback in development, nobody
-in production) or with ``Authorization: Bearer <NEXUS_METRICS_TOKEN>``. Anyone else gets a JSON 403.
+The endpoint, ``GET /metrics``, and who may read it are in ``nexus_backend/ops.py``.
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
-from django.conf import settings
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from django.http import HttpRequest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .exceptions import error_response
+from nexus_backend.infra.errors import REDIS_ERRORS
+
+from .celery_signals import task_outcomes
 
 logger = logging.getLogger(__name__)
 
@@ -84,40 +82,11 @@ def observe(request: HttpRequest, status: int, seconds: float) -> None:
 # --------------------------------------------------------------------------- read at scrape time
 
 
-def _cache_families() -> Iterator[Metric]:
-    from nexus_backend.caching import metrics as cache_metrics
-
-    totals = cache_metrics.window(None, cache_metrics.sample())  # before=None: everything counted so far
-    names = {
-        "hits": "Cache lookups answered from Redis, by namespace.",
-        "misses": "Cache lookups that found nothing, by namespace.",
-        "computes": "Values recomputed after a miss (stored or discarded), by namespace.",
-        "coalesced": "Misses answered by another request's recomputation, by namespace.",
-        "discarded": "Recomputations not stored because a write happened meanwhile, by namespace.",
-    }
-    for counter, help_text in names.items():
-        family = CounterMetricFamily(f"nexus_cache_{counter}", help_text, labels=["namespace"])
-        for namespace, counts in totals["namespaces"].items():
-            family.add_metric([namespace], counts[counter])
-        yield family
-    errors = CounterMetricFamily("nexus_cache_errors", "Redis errors counted by the web processes.", labels=["kind"])
-    for kind, count in totals["errors"].items():
-        errors.add_metric([kind], count)
-    yield errors
-    redis = totals["redis"]
-    yield CounterMetricFamily(
-        "nexus_redis_keyspace_hits",
-        "Redis INFO keyspace_hits: the whole server, since it started.",
-        redis["keyspace_hits"],
-    )
-    yield CounterMetricFamily(
-        "nexus_redis_keyspace_misses", "Redis INFO keyspace_misses: the whole server.", redis["keyspace_misses"]
-    )
+#: A source of figures read at scrape time: yields metric families; may raise a Redis or database error.
+Source = Callable[[], Iterator[Metric]]
 
 
-def _task_families() -> Iterator[Metric]:
-    from .celery_signals import task_outcomes
-
+def task_families() -> Iterator[Metric]:
     family = CounterMetricFamily(
         "nexus_celery_tasks", "Celery task outcomes (success, failure, retry) by task name.", labels=["task", "outcome"]
     )
@@ -126,30 +95,15 @@ def _task_families() -> Iterator[Metric]:
     yield family
 
 
-def _suspicious_families() -> Iterator[Metric]:
-    from nexus_backend.tracking.selectors import suspicious_ip_counts
+class SourcesCollector:
+    """The figures read at scrape time, by source name (in name order); each source may fail alone."""
 
-    total, by_rule = suspicious_ip_counts()
-    yield GaugeMetricFamily("nexus_suspicious_ips", "Addresses flagged by the suspicious-IP detector.", total)
-    family = GaugeMetricFamily(
-        "nexus_suspicious_ips_by_rule",
-        "Flagged addresses by rule they tripped (one address may count under several).",
-        labels=["rule"],
-    )
-    for rule, count in sorted(by_rule.items()):
-        family.add_metric([rule], count)
-    yield family
-
-
-class NexusCollector:
-    """The figures read at scrape time; each source may fail alone."""
+    def __init__(self, sources: Mapping[str, Source]) -> None:
+        self.sources = dict(sorted(sources.items()))
 
     def collect(self) -> Iterator[Metric]:
-        from nexus_backend.caching.store import REDIS_ERRORS
-
-        sources = {"cache": _cache_families, "celery_tasks": _task_families, "suspicious_ips": _suspicious_families}
         up = GaugeMetricFamily("nexus_metrics_source_up", "1 when the source answered this scrape.", labels=["source"])
-        for source, read in sources.items():
+        for source, read in self.sources.items():
             try:
                 families = list(read())
             except (*REDIS_ERRORS, DatabaseError) as exc:
@@ -161,39 +115,12 @@ class NexusCollector:
         yield up
 
 
-# --------------------------------------------------------------------------- the endpoint
-
-
-def client_allowed(request: HttpRequest) -> bool:
-    """A configured bearer token, or a client address in ``NEXUS_METRICS_ALLOWED_IPS``."""
-    token = settings.NEXUS_METRICS_TOKEN
-    if token:
-        scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
-            return True
-    from nexus_backend.tracking.client_ip import client_ip
-
-    ip = client_ip(request)  # the address request tracking resolved (NEXUS_TRUSTED_PROXIES), never a forged one
-    if ip is None:
-        return False
-    address = ipaddress.ip_address(ip)
-    return any(address in network for network in settings.NEXUS_METRICS_ALLOWED_IPS)
-
-
-def registry() -> CollectorRegistry:
-    """What one scrape collects: every process's request metrics, then the figures read now."""
+def registry(sources: Mapping[str, Source]) -> CollectorRegistry:
+    """What one scrape collects: every process's request metrics, then the figures read now from ``sources``."""
     scrape = CollectorRegistry(auto_describe=False)
     if MULTIPROCESS:
         MultiProcessCollector(scrape)
     else:
         scrape.register(_REQUESTS)
-    scrape.register(NexusCollector())
+    scrape.register(SourcesCollector(sources))
     return scrape
-
-
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    if request.method not in ("GET", "HEAD"):
-        return error_response("Method not allowed.", "method_not_allowed", 405)
-    if not client_allowed(request):
-        return error_response("Metrics are not available to this client.", "permission_denied", 403)
-    return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)

@@ -36,8 +36,9 @@ import logging
 import time
 
 from django.conf import settings
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.core.signals import got_request_exception
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.utils.log import log_response
 
 from . import exceptions, metrics, request_id
@@ -89,9 +90,6 @@ class RequestContextMiddleware:
 
     def process_exception(self, request, exception):
         """An exception no view handled: JSON 500 (never a debug page), logged once with its traceback."""
-        from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
-        from django.http import Http404
-
         if isinstance(exception, Http404 | PermissionDenied | BadRequest | SuspiciousOperation):
             return None  # Django answers these with handler404/403/400 (JSON; see _is_debug_page for DEBUG)
         got_request_exception.send(sender=None, request=request)  # error reporters hook this signal

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+import dj_database_url
+
 from . import embedded
 
 
@@ -63,8 +65,6 @@ def resolve(env: Mapping[str, str] | None = None) -> ServiceConfig:
 
     database_url = env.get("DATABASE_URL", "").strip()
     if database_url:
-        import dj_database_url
-
         if not database_url.startswith(("postgres://", "postgresql://", "pgsql://")):
             raise SystemExit(
                 f"error: DATABASE_URL must be a PostgreSQL URL (postgres://user@host:port/name), got {database_url!r}"

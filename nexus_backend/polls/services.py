@@ -103,12 +103,14 @@ def poll_create(
     return poll
 
 
+#: ``tasks.close_poll`` by its registered name: the tasks call the services, never the other way round.
+CLOSE_POLL_TASK = "nexus_backend.polls.tasks.close_poll"
+
+
 def _schedule_close(poll_id: int, when: datetime) -> None:
     """Ask Celery to close the poll at its expiry: through the outbox, so a broker that is down delays the task
     instead of losing it (``nexus_backend.core.outbox``). The minutely beat task closes expired polls too."""
-    from .tasks import close_poll
-
-    enqueue_on_commit(close_poll, poll_id, eta=when)
+    enqueue_on_commit(CLOSE_POLL_TASK, poll_id, eta=when)
 
 
 def _check_can_edit(poll: Poll, user) -> None:

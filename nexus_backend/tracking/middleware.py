@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.http import JsonResponse
@@ -25,6 +27,7 @@ from django.utils.functional import SimpleLazyObject, empty
 
 from . import client_ip
 from .blocklist import BLOCKLIST
+from .models import RequestLog
 from .recorder import LIMITS, RECORDER
 
 logger = logging.getLogger(__name__)
@@ -102,11 +105,6 @@ class RequestTrackingMiddleware:
     @staticmethod
     def _insert_now(request, response, ip, started, start) -> None:
         """The learners' version, for the benchmark only: one INSERT per request, on the request path."""
-        import uuid
-        from datetime import UTC, datetime
-
-        from .models import RequestLog
-
         meta = request.META
         path, status = _logged(request, response)
         RequestLog.objects.create(

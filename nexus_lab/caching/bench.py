@@ -37,7 +37,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nexus_backend.caching.reads import CACHE_HEADER
+from nexus_backend.polls.cached_reads import CACHE_HEADER
 from nexus_lab.benchmark import (
     HOST,
     USER_AGENT,

@@ -101,3 +101,10 @@ def test_poll_results_counts_every_option(poll, make_user):
     assert results.total_votes == 2
     assert [(o.text, o.votes) for o in results.options] == [("Cheese", 2), ("Mushroom", 0), ("Pineapple", 0)]
     assert results.as_dict()["options"][0] == {"id": cheese.pk, "text": "Cheese", "votes": 2}
+
+
+def test_the_close_task_is_enqueued_by_its_registered_name():
+    """Services name the task (they never import the tasks module, which calls them): the name must be the task's."""
+    from nexus_backend.polls import tasks
+
+    assert services.CLOSE_POLL_TASK == tasks.close_poll.name
