@@ -36,10 +36,10 @@ env: ## Write .env with fresh secrets (SECRET_KEY, service passwords, JupyterLab
 	@$(PYTHON) scripts/make_env.py
 
 services: $(STAMP) ## Start the embedded PostgreSQL and Redis (no-op for services you configured)
-	@$(PY) manage.py services start
+	@$(PY) manage.py embedded start
 
 stop: $(STAMP) ## Stop the embedded PostgreSQL and Redis
-	@$(PY) manage.py services stop
+	@$(PY) manage.py embedded stop
 
 doctor: $(STAMP) ## Show which mode is active and whether each service answers
 	@$(PY) manage.py doctor

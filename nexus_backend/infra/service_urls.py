@@ -60,7 +60,7 @@ BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")
 def resolve(env: Mapping[str, str] | None = None) -> ServiceConfig:
     env = os.environ if env is None else env
     sources: dict[str, str] = {}
-    # `manage.py services stop|status` must look at the embedded servers without starting them.
+    # `manage.py embedded stop|status` must look at the embedded servers without starting them.
     autostart = env.get("NEXUS_EMBEDDED_AUTOSTART", "1") != "0"
 
     database_url = env.get("DATABASE_URL", "").strip()
