@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from nexus_backend.caching import metrics as cache_metrics
 from nexus_backend.celery import app as celery_app
-from nexus_backend.core import metrics
+from nexus_backend.core import prometheus
 from nexus_backend.core.exceptions import error_response
 from nexus_backend.infra.health import check_all
 from nexus_backend.tracking.client_ip import client_ip
@@ -106,9 +106,9 @@ def suspicious_families() -> Iterator[Metric]:
     yield family
 
 
-SOURCES: dict[str, metrics.Source] = {
+SOURCES: dict[str, prometheus.Source] = {
     "cache": cache_families,
-    "celery_tasks": metrics.task_families,
+    "celery_tasks": prometheus.task_families,
     "suspicious_ips": suspicious_families,
 }
 
@@ -118,4 +118,4 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         return error_response("Method not allowed.", "method_not_allowed", 405)
     if not client_allowed(request):
         return error_response("Metrics are not available to this client.", "permission_denied", 403)
-    return HttpResponse(generate_latest(metrics.registry(SOURCES)), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(generate_latest(prometheus.registry(SOURCES)), content_type=CONTENT_TYPE_LATEST)

@@ -5,7 +5,7 @@
   task's log records, and ``task_postrun`` unbinds them. A task enqueued by a task carries the same id on.
 - **task outcomes**: ``task_success`` / ``task_failure`` / ``task_retry`` increment ``<task name>:<outcome>`` in a
   Redis hash. Workers are other processes (often other machines) than the web process that answers ``/metrics``;
-  Redis is what both already share, so the scrape reads the hash (``metrics.py``) instead of each worker
+  Redis is what both already share, so the scrape reads the hash (``prometheus.py``) instead of each worker
   exporting its own numbers.
 - **worker logs**: the worker keeps Django's ``LOGGING`` (JSON or plain, with the ids) instead of Celery's own
   format; ``-l/--loglevel`` still sets how much Celery itself says.

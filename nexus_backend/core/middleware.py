@@ -9,7 +9,7 @@ frame:
 2. **errors as JSON**: an unexpected exception in a view is logged with its traceback and answered
    ``500 {"detail", "code", "request_id"}``, with ``DEBUG`` on too (Django's HTML debug pages never reach a
    client: a 400/403/404/500 page that is not JSON is replaced by the JSON one);
-3. **request metrics**: latency by view and response counts by view and status (``metrics.py``).
+3. **request metrics**: latency by view and response counts by view and status (``prometheus.py``).
 
 It sits right after ``RequestTrackingMiddleware`` (client IP and block list), so a blocked address's 403 costs
 nothing here.
@@ -41,7 +41,7 @@ from django.core.signals import got_request_exception
 from django.http import Http404, JsonResponse
 from django.utils.log import log_response
 
-from . import exceptions, metrics, request_id
+from . import exceptions, prometheus, request_id
 from .exceptions import error_response, json_413
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class RequestContextMiddleware:
                 # so the line carries the id (log_response marks the response; Django does not log it twice).
                 log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
             response[request_id.HEADER] = rid
-            metrics.observe(request, response.status_code, time.perf_counter() - start)
+            prometheus.observe(request, response.status_code, time.perf_counter() - start)
             return response
         finally:
             request_id.reset(token)
