@@ -28,7 +28,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 from rest_framework_simplejwt.tokens import UntypedToken
 
 from nexus_backend.core import openapi as docs
-from nexus_backend.core.fields import CharField
+from nexus_backend.core.serializer_fields import CharField
 from nexus_backend.tracking.middleware import log_as
 from nexus_backend.tracking.throttles import (
     LOGIN_THROTTLES,
