@@ -25,7 +25,7 @@ from django.db import DatabaseError
 
 from . import selectors
 from .client_ip import IPV6_GROUP_PREFIX
-from .fields import parse_network
+from .networks import parse_network
 
 logger = logging.getLogger(__name__)
 
