@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from nexus_backend import ops
 from nexus_backend.accounts import api as accounts_api
 from nexus_backend.core import exceptions as core_exceptions
-from nexus_backend.schema import NexusGraphQLView, schema
+from nexus_backend.graphql_api import AuthenticatedGraphQLView, schema
 
 api_patterns: list[URLPattern | URLResolver] = [
     path("auth/", include("nexus_backend.accounts.urls")),
@@ -31,7 +31,7 @@ urlpatterns = [
     # Prometheus scrape target (not part of the API schema: a plain Django view; docs/operations.md).
     re_path(r"^metrics/?$", ops.metrics_view, name="metrics"),
     path("api/", include(api_patterns)),
-    path("graphql/", NexusGraphQLView.as_view(schema=schema), name="graphql"),
+    path("graphql/", AuthenticatedGraphQLView.as_view(schema=schema), name="graphql"),
 ]
 
 if apps.is_installed("nexus_lab"):  # the benchmarks' baseline (/bench/bare/); a deployment has no use for it
