@@ -28,7 +28,8 @@ from django.utils.functional import SimpleLazyObject, empty
 from . import client_ip
 from .blocklist import BLOCKLIST
 from .models import RequestLog
-from .recorder import LIMITS, RECORDER
+from .recorder import RECORDER
+from .stream import LIMITS
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from nexus_backend.core.exceptions import DomainError, NotFound
 from .blocklist import BLOCKLIST
 from .models import BlockedIP
 from .networks import network_text, parse_network
-from .recorder import blocklist_version_key, new_redis_client
+from .stream import blocklist_version_key, new_redis_client
 
 logger = logging.getLogger(__name__)
 
