@@ -377,6 +377,12 @@ def ci_problems(root: Path) -> list[str]:
         ]
         if pythons != [PYTHON]:
             problems.append(f"job {job_name}: python-version should be {PYTHON}, got {pythons}")
+    # The RabbitMQ fault tests start nodes of their own as the rabbitmq user: the runner needs the server's binaries
+    # and root for them, or they skip (harness.rabbitmq_missing).
+    if not steps_running(r"apt-get install[^\n]*\brabbitmq-server\b"):
+        problems.append("CI does not install rabbitmq-server: the RabbitMQ fault tests would skip")
+    if not steps_running(r"\bsudo\b[^\n]*\bmake faults\b"):
+        problems.append("no CI step runs `make faults` as root: the RabbitMQ fault tests would skip")
     for job_name, job, step in reports:
         env = {**(wf.get("env") or {}), **(job.get("env") or {}), **(step.get("env") or {})}
         set_vars = [var for var in SERVICE_URL_VARS if env.get(var)]
