@@ -10,11 +10,6 @@ from __future__ import annotations
 import os
 
 from csp import constants as csp
-from django.core.checks.security.base import (
-    SECRET_KEY_INSECURE_PREFIX,
-    SECRET_KEY_MIN_LENGTH,
-    SECRET_KEY_MIN_UNIQUE_CHARACTERS,
-)
 
 from nexus_backend.infra.embedded import development_secret_key
 
@@ -43,6 +38,13 @@ SECRET_KEY = _secret_key()
 def production_problems(*, secret_key: str, debug: bool, allowed_hosts: list[str]) -> list[str]:
     """What stops NEXUS_ENV=production from starting, each saying what to set. The key rule is the one
     `check --deploy` applies (security.W009), plus the placeholders this project once shipped (they say "insecure")."""
+    # Imported here, not at the top: an upper-case name at module level would become a setting (base.py imports *).
+    from django.core.checks.security.base import (
+        SECRET_KEY_INSECURE_PREFIX,
+        SECRET_KEY_MIN_LENGTH,
+        SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+    )
+
     generate = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
     problems = []
     if not secret_key:
