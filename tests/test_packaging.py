@@ -599,3 +599,13 @@ def test_make_lab_binds_to_loopback_and_starts_as_root():
     [command] = [line for line in out.splitlines() if "jupyter lab" in line]
     assert "--ip=127.0.0.1" in command and "--ip=0.0.0.0" not in command
     assert ("--allow-root" in command) == (os.geteuid() == 0)
+
+
+def test_every_folder_of_python_modules_is_a_package_pip_installs():
+    """setuptools' package finder (``[tool.setuptools.packages.find]``) skips a folder without ``__init__.py``:
+    ``pip install .`` would deploy without it (``tracking/detection/`` once was)."""
+    from setuptools import find_packages
+
+    found = set(find_packages(str(ROOT), include=["nexus_backend*", "nexus_lab*"]))
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in ROOT.glob("nexus_*/**/*.py")}
+    assert not sorted(folders - found), "folders of modules that are not packages"
