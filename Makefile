@@ -36,10 +36,10 @@ env: ## Write .env with fresh secrets (SECRET_KEY, service passwords, JupyterLab
 	@$(PYTHON) scripts/make_env.py
 
 services: $(STAMP) ## Start the embedded PostgreSQL and Redis (no-op for services you configured)
-	@$(PY) manage.py services start
+	@$(PY) manage.py embedded start
 
 stop: $(STAMP) ## Stop the embedded PostgreSQL and Redis
-	@$(PY) manage.py services stop
+	@$(PY) manage.py embedded stop
 
 doctor: $(STAMP) ## Show which mode is active and whether each service answers
 	@$(PY) manage.py doctor
@@ -71,8 +71,11 @@ faults: migrate ## Only the fault tests (tests/faults): broker down, worker kill
 
 # mypy's Django plugin imports the settings, which would start the embedded servers: NEXUS_EMBEDDED_AUTOSTART=0
 # only points at where they would be, so the type check needs no running service.
-lint: $(STAMP) ## ruff check, ruff format check and mypy (type check of nexus_backend; [tool.mypy] in pyproject.toml)
-	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && NEXUS_EMBEDDED_AUTOSTART=0 $(BIN)/mypy
+lint: $(STAMP) ## ruff check, ruff format check, the import contract (lint-imports) and mypy ([tool.importlinter], [tool.mypy] in pyproject.toml)
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports --no-cache && NEXUS_EMBEDDED_AUTOSTART=0 $(BIN)/mypy
+
+hooks: $(STAMP) ## Install the pre-commit hooks (ruff check, ruff format, the notebook checks; .pre-commit-config.yaml)
+	@$(BIN)/pre-commit install
 
 format: $(STAMP) ## Format the code with ruff
 	@$(BIN)/ruff check --fix . && $(BIN)/ruff format .
@@ -117,4 +120,4 @@ clean: ## Remove generated reports and caches (keeps .venv and .nexus)
 	@find . -name __pycache__ -prune -exec rm -rf {} + ; rm -rf .pytest_cache .ruff_cache
 	@find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 
-.PHONY: help install env services stop doctor migrate seed reports notebooks test faults fuzz lint format schema postman serve worker beat lab bench load data clean browser vendor-graphiql
+.PHONY: help install env services stop doctor migrate seed reports notebooks test faults fuzz lint hooks format schema postman serve worker beat lab bench load data clean browser vendor-graphiql

@@ -10,7 +10,7 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexus_backend.settings")
-    if sys.argv[1:2] == ["services"] and any(a in ("stop", "status") for a in sys.argv[2:]):
+    if sys.argv[1:2] == ["embedded"] and any(a in ("stop", "status") for a in sys.argv[2:]):
         os.environ["NEXUS_EMBEDDED_AUTOSTART"] = "0"  # look at the embedded servers, don't start them
     from django.core.management import execute_from_command_line
 

@@ -4,14 +4,13 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
-from nexus_backend.core import auth_api
+from nexus_backend import ops
+from nexus_backend.accounts import api as accounts_api
 from nexus_backend.core import exceptions as core_exceptions
-from nexus_backend.core import metrics as core_metrics
-from nexus_backend.core import views as core_views
-from nexus_backend.schema import NexusGraphQLView, schema
+from nexus_backend.graphql_api import AuthenticatedGraphQLView, schema
 
 api_patterns: list[URLPattern | URLResolver] = [
-    path("auth/", include("nexus_backend.core.auth_api")),
+    path("auth/", include("nexus_backend.accounts.urls")),
     path("", include("nexus_backend.polls.api.urls")),
     path("metrics/", include("nexus_backend.caching.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -25,14 +24,14 @@ api_patterns: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
-    # The admin's login form under the API login's limits (core/auth_api.py), before the admin's own routes.
-    path(f"{settings.NEXUS_ADMIN_PATH}login/", auth_api.admin_login, name="admin-login"),
+    # The admin's login form under the API login's limits (accounts/api.py), before the admin's own routes.
+    path(f"{settings.NEXUS_ADMIN_PATH}login/", accounts_api.admin_login, name="admin-login"),
     path(settings.NEXUS_ADMIN_PATH, admin.site.urls),  # NEXUS_ADMIN_PATH, "admin/" by default
-    path("health/", core_views.health, name="health"),
+    path("health/", ops.health, name="health"),
     # Prometheus scrape target (not part of the API schema: a plain Django view; docs/operations.md).
-    re_path(r"^metrics/?$", core_metrics.metrics_view, name="metrics"),
+    re_path(r"^metrics/?$", ops.metrics_view, name="metrics"),
     path("api/", include(api_patterns)),
-    path("graphql/", NexusGraphQLView.as_view(schema=schema), name="graphql"),
+    path("graphql/", AuthenticatedGraphQLView.as_view(schema=schema), name="graphql"),
 ]
 
 if apps.is_installed("nexus_lab"):  # the benchmarks' baseline (/bench/bare/); a deployment has no use for it

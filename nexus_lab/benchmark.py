@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import CommandError
 
 USER_AGENT = "nexus-bench"  # every request a benchmark sends says so; its request logs are found by it
@@ -112,11 +113,29 @@ def save_result(
     paths. The one results writer of every benchmark and the load test (``bench/results/`` by default)."""
     stamp = (started.astimezone(UTC) if started.tzinfo else started).strftime("%Y%m%dT%H%M%SZ")
     paths = [results_dir / f"{name}-{stamp}.json"] + ([extra] if extra is not None else [])
-    text = json.dumps(result, indent=2) + "\n"
     for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        write_json(result, path)
     return paths
+
+
+def publish(result: dict, *, name: str, started: datetime, options: dict, write) -> list[Path]:
+    """How every bench and load command ends: ``result`` saved (:func:`save_result`) in ``--results-dir`` (default
+    ``bench/results`` under the project root) and at ``--json`` when given, and a line saying where."""
+    root = Path(settings.NEXUS_PROJECT_ROOT)
+    folder = Path(options["results_dir"]) if options.get("results_dir") else root / "bench" / "results"
+    extra = Path(options["json_path"]) if options.get("json_path") else None
+    paths = save_result(result, name=name, started=started, results_dir=folder, extra=extra)
+    write("saved " + " and ".join(str(p) for p in paths))
+    return paths
+
+
+def write_json(data, path: Path) -> Path:
+    """``data`` as indented JSON at ``path`` (its folder made if missing; values JSON lacks, such as datetimes, as
+    text). The one writer of every result file: the benchmarks, the load test, ``run_workload --json`` and the
+    reports manifest."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return path
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -468,6 +487,37 @@ def raise_on_sigterm():
         return None
 
 
-def fmt(value, digits: int) -> str:
-    """A number for a table: ``-`` for None."""
-    return "-" if value is None else f"{value:.{digits}f}"
+def fmt(value, digits: int, *, grouped: bool = False) -> str:
+    """A number for a table: ``-`` for None; ``grouped``: thousands separated by commas."""
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}" if grouped else f"{value:.{digits}f}"
+
+
+def _rule(title: str, width: int) -> str:
+    """Dashes under a column: its width, or (a last column, width 0) its title, leading spaces kept."""
+    if width:
+        return "-" * width
+    text = title.lstrip()
+    return title[: len(title) - len(text)] + "-" * len(text)
+
+
+class TextTable:
+    """The one table formatter of the lab's reports: fixed-width columns, a header line and a rule under it.
+
+    ``columns`` are ``(title, width, align)`` with ``align`` ``"<"`` (left) or ``">"`` (right); a width of 0 is a
+    last column as wide as its text. ``indent`` starts every line, ``sep`` stands between columns."""
+
+    def __init__(self, columns: Sequence[tuple[str, int, str]], *, indent: str = "  ", sep: str = " ") -> None:
+        self.columns = list(columns)
+        self.template = indent + sep.join(f"{{:{align}{width}}}" if width else "{}" for _, width, align in self.columns)
+
+    def row(self, *values) -> str:
+        return self.template.format(*values)
+
+    def head(self) -> list[str]:
+        """The header line and the rule under it."""
+        return [
+            self.row(*(title for title, _, _ in self.columns)),
+            self.row(*(_rule(title, width) for title, width, _ in self.columns)),
+        ]

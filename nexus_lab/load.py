@@ -43,7 +43,16 @@ from pathlib import Path
 
 from django.conf import settings
 
-from nexus_lab.benchmark import HOST, Flusher, Gunicorn, fmt, git_commit, percentile, save_result, server_env
+from nexus_lab.benchmark import (
+    HOST,
+    Flusher,
+    Gunicorn,
+    TextTable,
+    fmt,
+    git_commit,
+    percentile,
+    server_env,
+)
 
 PREFIX = "nexusload_"  # every account (and through its owner every poll) the load test makes
 CLASSES = ("normal", "credential_stuffing", "vote_stuffing", "scanner")
@@ -694,16 +703,30 @@ def table(result: dict) -> str:
         f"  rate limits: {', '.join(f'{k} {v}' for k, v in s['rate_limits'].items())}",
         "",
     ]
-    head = ("phase", "class", "IPs", "requests", "2xx", "4xx", "5xx", "err %", "p50 ms", "p95 ms", "429", "403 blk")
-    row_format = "  {:<9} {:<20} {:>4} {:>8} {:>7} {:>7} {:>5} {:>6} {:>8} {:>8} {:>6} {:>7}  {}"
-    lines.append(row_format.format(*head, "IPs flagged / blocked"))
-    lines.append(row_format.format(*("-" * w for w in (9, 20, 4, 8, 7, 7, 5, 6, 8, 8, 6, 7)), "-" * 21))
+    rows = TextTable(
+        [
+            ("phase", 9, "<"),
+            ("class", 20, "<"),
+            ("IPs", 4, ">"),
+            ("requests", 8, ">"),
+            ("2xx", 7, ">"),
+            ("4xx", 7, ">"),
+            ("5xx", 5, ">"),
+            ("err %", 6, ">"),
+            ("p50 ms", 8, ">"),
+            ("p95 ms", 8, ">"),
+            ("429", 6, ">"),
+            ("403 blk", 7, ">"),
+            (" IPs flagged / blocked", 0, "<"),
+        ]
+    )
+    lines.extend(rows.head())
     for name, phase in result["phases"].items():
         for cls, r in phase["classes"].items():
             rate = "-" if r["error_rate"] is None else f"{100 * r['error_rate']:.2f}"
             caught = f"{len(r['flagged_addresses'])} / {len(r['blocked_addresses'])}"
             lines.append(
-                row_format.format(
+                rows.row(
                     name,
                     cls,
                     r["addresses"],
@@ -716,7 +739,7 @@ def table(result: dict) -> str:
                     fmt(r["p95_ms"], 1),
                     r["limited_429"],
                     r["blocked_403"],
-                    caught,
+                    f" {caught}",
                 )
             )
     lines.append("  (err %: every non-2xx answer for normal users, 5xx and network errors for attackers;")
@@ -770,8 +793,3 @@ def passed(result: dict) -> bool:
     """The functional verdicts (the p95 ratio is a measurement, reported, not a pass/fail of the command)."""
     v = result["verdicts"]
     return v["normal_users_no_errors"] and v["every_attacker_class_caught"]
-
-
-def save(result: dict, results_dir: Path, extra: Path | None = None) -> list[Path]:
-    started = datetime.fromisoformat(result["timestamp"])
-    return save_result(result, name="load", started=started, results_dir=results_dir, extra=extra)

@@ -14,7 +14,8 @@ import contextlib
 import redis
 
 from nexus_backend.tracking.blocklist import BLOCKLIST
-from nexus_backend.tracking.recorder import RECORDER, lost_key, stream_key
+from nexus_backend.tracking.recorder import RECORDER
+from nexus_backend.tracking.stream import lost_key, stream_key
 from nexus_backend.tracking.throttles import reset_rate_limits
 
 

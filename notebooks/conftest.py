@@ -1,8 +1,8 @@
 """Under pytest (``make test``), nbval's notebook kernels run against the **test** database, never the development one.
 
 nbval starts one kernel per notebook, and a kernel inherits this process's environment; the bootstrap's
-``django.setup()`` then reads ``NEXUS_DB_NAME`` (``nexus_backend/infra/services.py``). So, before the first notebook's
-kernel starts:
+``django.setup()`` then reads ``NEXUS_DB_NAME`` (``nexus_backend/infra/service_urls.py``). So, before the first
+notebook's kernel starts:
 
 1. the test database must exist and be migrated: when pytest-django already made it (a test that needed the
    database ran earlier in the session) it is reused; otherwise it is made here the same way (``setup_databases``,

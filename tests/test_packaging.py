@@ -377,6 +377,12 @@ def ci_problems(root: Path) -> list[str]:
         ]
         if pythons != [PYTHON]:
             problems.append(f"job {job_name}: python-version should be {PYTHON}, got {pythons}")
+    # The RabbitMQ fault tests start nodes of their own as the rabbitmq user: the runner needs the server's binaries
+    # and root for them, or they skip (harness.rabbitmq_missing).
+    if not steps_running(r"apt-get install[^\n]*\brabbitmq-server\b"):
+        problems.append("CI does not install rabbitmq-server: the RabbitMQ fault tests would skip")
+    if not steps_running(r"\bsudo\b[^\n]*\bmake faults\b"):
+        problems.append("no CI step runs `make faults` as root: the RabbitMQ fault tests would skip")
     for job_name, job, step in reports:
         env = {**(wf.get("env") or {}), **(job.get("env") or {}), **(step.get("env") or {})}
         set_vars = [var for var in SERVICE_URL_VARS if env.get(var)]
@@ -593,3 +599,13 @@ def test_make_lab_binds_to_loopback_and_starts_as_root():
     [command] = [line for line in out.splitlines() if "jupyter lab" in line]
     assert "--ip=127.0.0.1" in command and "--ip=0.0.0.0" not in command
     assert ("--allow-root" in command) == (os.geteuid() == 0)
+
+
+def test_every_folder_of_python_modules_is_a_package_pip_installs():
+    """setuptools' package finder (``[tool.setuptools.packages.find]``) skips a folder without ``__init__.py``:
+    ``pip install .`` would deploy without it (``tracking/detection/`` once was)."""
+    from setuptools import find_packages
+
+    found = set(find_packages(str(ROOT), include=["nexus_backend*", "nexus_lab*"]))
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in ROOT.glob("nexus_*/**/*.py")}
+    assert not sorted(folders - found), "folders of modules that are not packages"

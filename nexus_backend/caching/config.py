@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from django.conf import settings
 from django.core.signals import setting_changed
 
 #: precise: a write bumps the versions of exactly what it changed (the default).
@@ -49,11 +50,11 @@ class CacheConfig:
 _lock = threading.Lock()
 _cached: CacheConfig | None = None
 _overrides: list[dict] = []
+#: Called by :func:`reset`, after the configuration: what other modules derived from it (``keys``'s roots).
+_reset_hooks: list[Callable[[], None]] = []
 
 
 def _from_settings() -> CacheConfig:
-    from django.conf import settings
-
     raw = dict(getattr(settings, "NEXUS_CACHE", {}) or {})
     fields = {k.lower(): v for k, v in raw.items()}
     for changes in _overrides:
@@ -74,9 +75,14 @@ def reset() -> None:
     global _cached
     with _lock:
         _cached = None
-    from . import keys
+    for hook in _reset_hooks:
+        hook()
 
-    keys.reset()
+
+def on_reset(hook: Callable[[], None]) -> None:
+    """Call ``hook`` whenever the configuration is reset (a ``configured`` block, a changed setting)."""
+    if hook not in _reset_hooks:
+        _reset_hooks.append(hook)
 
 
 @contextlib.contextmanager

@@ -23,33 +23,9 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from . import keys
 from .config import get_config
-from .store import REDIS_ERRORS, availability, bump, connection
+from .store import REDIS_ERRORS, Invalidation, bump, connection
 
 logger = logging.getLogger(__name__)
-
-
-class Invalidation:
-    """An ``on_commit`` callback that bumps version counters; the read path recognises it while it is pending."""
-
-    __slots__ = ("version_keys", "reason")
-
-    def __init__(self, version_keys: Iterable[str], reason: str):
-        self.version_keys = frozenset(version_keys)
-        self.reason = reason
-
-    def __call__(self) -> None:
-        ordered = tuple(sorted(self.version_keys))
-        if not availability.usable():
-            availability.remember(ordered)
-            return
-        try:
-            bump(connection(), ordered)
-        except REDIS_ERRORS as exc:
-            availability.failed("invalidate", exc)
-            availability.remember(ordered)
-
-    def __repr__(self) -> str:
-        return f"Invalidation({self.reason}: {', '.join(sorted(self.version_keys))})"
 
 
 def _schedule(precise_keys: Iterable[str], reason: str, *, using: str = DEFAULT_DB_ALIAS) -> None:

@@ -31,7 +31,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, connections
+
+from .config import get_config, on_reset
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,6 @@ COUNTERS = ("hit", "miss", "compute", "coalesced", "discarded")
 
 def ttl_of(namespace: Namespace) -> float:
     """The namespace's TTL in seconds, after ``NEXUS_CACHE["TTL"]`` / ``configured(ttl=...)`` overrides."""
-    from .config import get_config
-
     ttl = float(get_config().ttl.get(namespace.name, namespace.ttl))
     if not 0 < ttl < VERSION_TTL:
         raise ValueError(f"TTL of {namespace.name} must be between 0 and {VERSION_TTL:.0f} s, got {ttl}")
@@ -76,16 +77,15 @@ def reset() -> None:
         _roots.clear()
 
 
+on_reset(reset)  # a changed configuration (alias, CACHES) may change the roots
+
+
 def root(alias: str | None = None) -> str:
     """``<KEY_PREFIX>:<VERSION>:caching:<database name>`` for the cache alias (Django's own key function)."""
-    from .config import get_config
-
     alias = alias or get_config().alias
     database = str(connections[DEFAULT_DB_ALIAS].settings_dict["NAME"])
     found = _roots.get((alias, database))
     if found is None:
-        from django.core.cache import caches
-
         found = caches[alias].make_key(f"caching:{database}")
         with _roots_lock:
             _roots[(alias, database)] = found

@@ -23,10 +23,11 @@ from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
+from django_redis import get_redis_connection
 
 from . import keys
 from .config import get_config
-from .store import REDIS_ERRORS, availability
+from .store import REDIS_ERRORS, availability, connection
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,6 @@ def get_redis_cache_metrics() -> dict:
     """Redis keyspace hits and misses from ``INFO`` (through django-redis) and ``hit_ratio = hits / (hits +
     misses)`` (``0`` when there were no lookups). Logged, and returned as a dict. Server-wide and since the
     server started: see :func:`window` for deltas and this app's own per-namespace counts."""
-    from django_redis import get_redis_connection
-
     try:
         info = get_redis_connection(get_config().alias).info("stats")
     except REDIS_ERRORS as exc:
@@ -79,8 +78,6 @@ class Sample:
 def sample() -> Sample:
     """INFO server + INFO stats + the stats hash, in one pipeline (one round trip). Raises a Redis error if Redis
     does not answer."""
-    from .store import connection
-
     pipe = connection().pipeline(transaction=False)
     pipe.info("server")
     pipe.info("stats")
@@ -102,8 +99,6 @@ def _text(value) -> str:
 def record(namespace: str, *, hits: int = 0, misses: int = 0) -> None:
     """Count lookups of another cache namespace (e.g. rate limits) in the same stats hash, so the metrics endpoint
     and the notebook show it beside the poll namespaces. Never raises."""
-    from .store import connection
-
     try:
         pipe = connection().pipeline(transaction=False)
         stats = keys.stats_key(keys.root())

@@ -20,132 +20,26 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
-from redis.commands.core import Script
-from redis.exceptions import RedisError
+from django_redis import get_redis_connection
+
+from nexus_backend.infra.errors import REDIS_ERRORS
 
 from . import keys
 from .config import get_config
+from .scripts import BUMP_LUA, READ_LUA, RELEASE_LUA, STORE_LUA
+from .scripts import script as _script
 
 logger = logging.getLogger(__name__)
-
-#: Exceptions that mean "Redis is not usable right now" (connection refused, timeout, loading, OOM, read-only ...).
-REDIS_ERRORS = (RedisError, OSError)
-
-# KEYS: stats hash, then the version keys (epoch first).
-# ARGV: value key base, namespace, count mode (1: hit/miss, 2: coalesced on a hit, 0: nothing), lock ttl ms
-#       (0: do not lock), lock token.
-# Returns {1, versions, value} on a hit, {0, versions, locked} on a miss.
-READ_LUA = """
-local versions = {}
-for i = 2, #KEYS do
-  versions[#versions + 1] = redis.call('GET', KEYS[i]) or '0'
-end
-local seen = table.concat(versions, '.')
-local key = ARGV[1] .. ':' .. seen
-local value = redis.call('GET', key)
-if value then
-  if ARGV[3] == '1' then
-    redis.call('HINCRBY', KEYS[1], ARGV[2] .. ':hit', 1)
-  elseif ARGV[3] == '2' then
-    redis.call('HINCRBY', KEYS[1], ARGV[2] .. ':coalesced', 1)
-  end
-  return {1, seen, value}
-end
-if ARGV[3] == '1' then
-  redis.call('HINCRBY', KEYS[1], ARGV[2] .. ':miss', 1)
-end
-local locked = 0
-if ARGV[4] ~= '0' and redis.call('SET', key .. ':lock', ARGV[5], 'NX', 'PX', ARGV[4]) then
-  locked = 1
-end
-return {0, seen, locked}
-"""
-
-# KEYS: stats hash, then the version keys (epoch first).
-# ARGV: value key base, the versions the reader saw ('.'-joined), body, ttl ms (0: do not store), namespace,
-#       lock token ('' if none), version ttl ms.
-# Stores only if every version is still the one the reader saw: a write that committed after the reader read the
-# database has bumped one, and the stale body is discarded. A counter still missing is seeded from the clock (so
-# nothing is ever stored under a '0' that an expired counter could come back to). Returns 1 if stored.
-STORE_LUA = """
-local seen = {}
-for v in string.gmatch(ARGV[2], '[^.]+') do seen[#seen + 1] = v end
-local now = redis.call('TIME')
-local fresh = now[1] .. string.format('%06d', now[2])
-local current = {}
-local same = true
-for i = 2, #KEYS do
-  local v = redis.call('GET', KEYS[i])
-  if not v then
-    if seen[i - 1] == '0' then
-      redis.call('SET', KEYS[i], fresh, 'PX', ARGV[7])
-      v = fresh
-    else
-      same = false
-    end
-  elseif v ~= seen[i - 1] then
-    same = false
-  end
-  current[#current + 1] = v
-end
-local oldkey = ARGV[1] .. ':' .. ARGV[2]
-redis.call('HINCRBY', KEYS[1], ARGV[5] .. ':compute', 1)
-local stored = 0
-if not same then
-  redis.call('HINCRBY', KEYS[1], ARGV[5] .. ':discarded', 1)
-elseif ARGV[4] ~= '0' then
-  redis.call('SET', ARGV[1] .. ':' .. table.concat(current, '.'), ARGV[3], 'PX', ARGV[4])
-  stored = 1
-end
-if ARGV[6] ~= '' and redis.call('GET', oldkey .. ':lock') == ARGV[6] then
-  redis.call('DEL', oldkey .. ':lock')
-end
-return stored
-"""
-
-# KEYS: lock key. ARGV: token. Releases the lock only if we still hold it.
-RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-# KEYS: version keys to bump. ARGV: version ttl ms (0: no expiry).
-# A missing counter is seeded from the server clock (microseconds) before the increment.
-BUMP_LUA = """
-local now = redis.call('TIME')
-local fresh = now[1] .. string.format('%06d', now[2])
-for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    redis.call('SET', KEYS[i], fresh)
-  end
-  redis.call('INCR', KEYS[i])
-  if ARGV[1] ~= '0' then
-    redis.call('PEXPIRE', KEYS[i], ARGV[1])
-  end
-end
-return #KEYS
-"""
-
-_scripts: dict[str, Script] = {}
-
-
-def _script(name: str, source: str, conn) -> Script:
-    script = _scripts.get(name)
-    if script is None:
-        script = _scripts[name] = Script(conn, source)  # sha1 computed once; EVALSHA, loaded on NOSCRIPT
-    return script
 
 
 def connection(alias: str | None = None):
     """The raw redis-py client django-redis holds for the alias (the same pool the Django cache uses)."""
-    from django_redis import get_redis_connection
-
     return get_redis_connection(alias or get_config().alias)
 
 
@@ -284,6 +178,30 @@ def _ttl_ms(entry: keys.Entry, valid_until: datetime | None) -> int:
     return max(0, int(ttl * 1000))
 
 
+class Invalidation:
+    """An ``on_commit`` callback that bumps version counters; the read path recognises it while it is pending."""
+
+    __slots__ = ("version_keys", "reason")
+
+    def __init__(self, version_keys: Iterable[str], reason: str):
+        self.version_keys = frozenset(version_keys)
+        self.reason = reason
+
+    def __call__(self) -> None:
+        ordered = tuple(sorted(self.version_keys))
+        if not availability.usable():
+            availability.remember(ordered)
+            return
+        try:
+            bump(connection(), ordered)
+        except REDIS_ERRORS as exc:
+            availability.failed("invalidate", exc)
+            availability.remember(ordered)
+
+    def __repr__(self) -> str:
+        return f"Invalidation({self.reason}: {', '.join(sorted(self.version_keys))})"
+
+
 def _written_in_this_transaction(entry: keys.Entry) -> bool:
     """Inside a transaction that changed what this entry depends on, the cache (shared, committed state) is
     bypassed: the transaction reads its own writes from the database. The pending invalidations are the
@@ -291,8 +209,6 @@ def _written_in_this_transaction(entry: keys.Entry) -> bool:
     conn = connections[DEFAULT_DB_ALIAS]
     if not conn.in_atomic_block or not conn.run_on_commit:
         return False
-    from .invalidation import Invalidation
-
     wanted = set(entry.version_keys)
     return any(isinstance(item[1], Invalidation) and wanted & item[1].version_keys for item in conn.run_on_commit)
 

@@ -1,7 +1,7 @@
 from django.urls import path
 
-from . import api
+from . import metrics_api
 
 urlpatterns = [
-    path("cache/", api.CacheMetricsView.as_view(), name="metrics-cache"),
+    path("cache/", metrics_api.CacheMetricsView.as_view(), name="metrics-cache"),
 ]

@@ -5,7 +5,7 @@
   task's log records, and ``task_postrun`` unbinds them. A task enqueued by a task carries the same id on.
 - **task outcomes**: ``task_success`` / ``task_failure`` / ``task_retry`` increment ``<task name>:<outcome>`` in a
   Redis hash. Workers are other processes (often other machines) than the web process that answers ``/metrics``;
-  Redis is what both already share, so the scrape reads the hash (``metrics.py``) instead of each worker
+  Redis is what both already share, so the scrape reads the hash (``prometheus.py``) instead of each worker
   exporting its own numbers.
 - **worker logs**: the worker keeps Django's ``LOGGING`` (JSON or plain, with the ids) instead of Celery's own
   format; ``-l/--loglevel`` still sets how much Celery itself says.
@@ -16,8 +16,15 @@ Nothing here imports prometheus_client: gunicorn's master imports this module be
 from __future__ import annotations
 
 import logging
+import logging.config
 
 from celery import signals
+from django.conf import settings
+from django.core.cache import caches
+from django.db import DEFAULT_DB_ALIAS, connections
+from django_redis import get_redis_connection
+
+from nexus_backend.infra.errors import REDIS_ERRORS
 
 from . import logs, request_id
 
@@ -54,23 +61,16 @@ def _postrun(**_) -> None:
 def outcomes_key() -> str:
     """The Redis hash of task outcomes: under the cache's key prefix and the database name (the test database's
     counts stay apart from the development one's, like the cache statistics)."""
-    from django.core.cache import caches
-    from django.db import DEFAULT_DB_ALIAS, connections
-
     database = connections[DEFAULT_DB_ALIAS].settings_dict["NAME"]
     return caches["default"].make_key(f"metrics:{database}:celery_tasks")
 
 
 def _redis():
-    from django_redis import get_redis_connection
-
     return get_redis_connection("default")
 
 
 def task_outcome_record(task_name: str, outcome: str) -> None:
     """Count one outcome of ``task_name``. Never raises: a Redis outage costs the count, not the task."""
-    from nexus_backend.caching.store import REDIS_ERRORS
-
     try:
         _redis().hincrby(outcomes_key(), f"{task_name}:{outcome}", 1)
     except REDIS_ERRORS as exc:
@@ -104,10 +104,6 @@ def _retry(sender=None, **_) -> None:
 
 def _setup_logging(loglevel=None, **_) -> None:
     """A receiver here tells Celery not to install its own handlers: Django's ``LOGGING`` stays in force."""
-    import logging.config
-
-    from django.conf import settings
-
     logging.config.dictConfig(settings.LOGGING)
     if loglevel:
         logging.getLogger("celery").setLevel(loglevel)

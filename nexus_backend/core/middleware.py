@@ -9,7 +9,7 @@ frame:
 2. **errors as JSON**: an unexpected exception in a view is logged with its traceback and answered
    ``500 {"detail", "code", "request_id"}``, with ``DEBUG`` on too (Django's HTML debug pages never reach a
    client: a 400/403/404/500 page that is not JSON is replaced by the JSON one);
-3. **request metrics**: latency by view and response counts by view and status (``metrics.py``).
+3. **request metrics**: latency by view and response counts by view and status (``prometheus.py``).
 
 It sits right after ``RequestTrackingMiddleware`` (client IP and block list), so a blocked address's 403 costs
 nothing here.
@@ -36,11 +36,12 @@ import logging
 import time
 
 from django.conf import settings
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.core.signals import got_request_exception
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.utils.log import log_response
 
-from . import exceptions, metrics, request_id
+from . import exceptions, prometheus, request_id
 from .exceptions import error_response, json_413
 
 logger = logging.getLogger(__name__)
@@ -82,16 +83,13 @@ class RequestContextMiddleware:
                 # so the line carries the id (log_response marks the response; Django does not log it twice).
                 log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
             response[request_id.HEADER] = rid
-            metrics.observe(request, response.status_code, time.perf_counter() - start)
+            prometheus.observe(request, response.status_code, time.perf_counter() - start)
             return response
         finally:
             request_id.reset(token)
 
     def process_exception(self, request, exception):
         """An exception no view handled: JSON 500 (never a debug page), logged once with its traceback."""
-        from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
-        from django.http import Http404
-
         if isinstance(exception, Http404 | PermissionDenied | BadRequest | SuspiciousOperation):
             return None  # Django answers these with handler404/403/400 (JSON; see _is_debug_page for DEBUG)
         got_request_exception.send(sender=None, request=request)  # error reporters hook this signal

@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from nexus_backend.infra.embedded import pid_alive
+from nexus_backend.infra.embedded import pid_alive, state_dir
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 _PREFIX = "gunicorn-"
@@ -40,8 +40,6 @@ def prepare(master_pid: int) -> Path:
     if configured:
         folder = Path(configured)
     else:
-        from nexus_backend.infra.embedded import state_dir
-
         parent = state_dir() / "prometheus"
         parent.mkdir(parents=True, exist_ok=True)
         for old in parent.glob(f"{_PREFIX}*"):
@@ -56,6 +54,8 @@ def prepare(master_pid: int) -> Path:
 
 def worker_exited(folder: Path, pid: int) -> None:
     """A worker is gone: drop its live-gauge files (counters and histograms keep counting what it served)."""
+    # Imported here, not at the top: gunicorn's master imports this module before it sets PROMETHEUS_MULTIPROC_DIR
+    # (prepare() above), and prometheus_client picks its mode when first imported.
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(pid, str(folder))

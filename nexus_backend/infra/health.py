@@ -1,9 +1,16 @@
-"""Is each service answering? Used by ``/health/`` and ``manage.py doctor``."""
+"""Is each service answering? Used by ``/health/`` and ``manage.py doctor``.
+
+The broker check takes the Celery app from its caller (``nexus_backend.celery.app``): the app's module connects
+the core's Celery signals, and infra, the bottom layer, imports nothing above it."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+
+from celery import Celery
+from django.db import connection
+from django_redis import get_redis_connection
 
 
 @dataclass
@@ -26,8 +33,6 @@ def _timed(name, fn) -> Check:
 
 def check_database() -> Check:
     def run():
-        from django.db import connection
-
         with connection.cursor() as cur:
             cur.execute("SELECT version()")
             return cur.fetchone()[0].split(" on ")[0]
@@ -37,8 +42,6 @@ def check_database() -> Check:
 
 def check_cache() -> Check:
     def run():
-        from django_redis import get_redis_connection
-
         conn = get_redis_connection("default")
         conn.ping()
         return f"Redis {conn.info('server')['redis_version']}"
@@ -46,10 +49,8 @@ def check_cache() -> Check:
     return _timed("cache", run)
 
 
-def check_broker() -> Check:
+def check_broker(app: Celery) -> Check:
     def run():
-        from nexus_backend.celery import app
-
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
             return f"{conn.transport_cls} at {conn.as_uri()}"
@@ -57,5 +58,5 @@ def check_broker() -> Check:
     return _timed("broker", run)
 
 
-def check_all() -> list[Check]:
-    return [check_database(), check_cache(), check_broker()]
+def check_all(celery_app: Celery) -> list[Check]:
+    return [check_database(), check_cache(), check_broker(celery_app)]

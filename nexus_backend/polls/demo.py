@@ -2,7 +2,8 @@
 
 Everything demo data owns is identified by a username prefix (``demo_`` by default; a notebook uses its own,
 e.g. ``tour_``), so it can be rebuilt or removed without touching anyone else's rows. Writes go through the
-services (``user_register``, ``poll_create``, ``vote_cast``, ``poll_delete``), like every other caller.
+services (``accounts.services.user_register``, ``poll_create``, ``vote_cast``, ``poll_delete``), like every other
+caller.
 
 ``demo_seed`` is idempotent: the same arguments always leave the same users, polls, options and votes (row ids
 and timestamps aside). Users are kept across runs because hashing passwords is the slow part; polls and votes
@@ -19,6 +20,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
+
+from nexus_backend.accounts.services import user_register
 
 from . import services
 from .models import Poll, Vote
@@ -127,9 +130,7 @@ def _seed(*, seed: int, polls: int, users: int, prefix: str) -> dict:
     for name in usernames:
         user = existing.get(name)
         if user is None:
-            user = services.user_register(
-                username=name, email=f"{name}@example.com", password=DEMO_PASSWORD, reserved_ok=True
-            )
+            user = user_register(username=name, email=f"{name}@example.com", password=DEMO_PASSWORD, reserved_ok=True)
             created += 1
         people.append(user)
 

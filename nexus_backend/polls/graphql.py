@@ -19,6 +19,7 @@ from graphql import GraphQLError
 from strawberry.types import Info
 
 from nexus_backend.core.exceptions import DomainError, NotFound
+from nexus_backend.tracking.throttles import VOTE_THROTTLES, throttles_check
 
 from . import models, selectors, services
 
@@ -157,8 +158,6 @@ class Mutation:
 
 def _check_vote_rate(request) -> None:
     """The REST vote endpoint's rate limits (per user and per client address) apply to each vote mutation too."""
-    from nexus_backend.tracking.throttles import VOTE_THROTTLES, throttles_check
-
     _throttles, wait = throttles_check(request, VOTE_THROTTLES)
     if wait is not None:
         raise Throttled(f"Too many votes: try again in {math.ceil(wait)} s.")

@@ -12,8 +12,6 @@ from typing import cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -38,31 +36,6 @@ class AlreadyVoted(Conflict):
 
 class PollClosed(Conflict):
     code = "poll_closed"
-
-
-@transaction.atomic
-def user_register(*, username: str, email: str, password: str, reserved_ok: bool = False):
-    """Refused (400 on ``username``): a name taken in any case, or one starting with a prefix reserved for
-    generated data (``NEXUS_RESERVED_USERNAME_PREFIXES``: demo and benchmark users are removed by prefix, and
-    the demo password is published). Only the generators themselves pass ``reserved_ok``. Refused (400 on
-    ``password``): what Django's password validators refuse."""
-    reserved = [p for p in settings.NEXUS_RESERVED_USERNAME_PREFIXES if username.lower().startswith(p)]
-    if reserved and not reserved_ok:
-        raise DomainError(f"Usernames starting with {reserved[0]} are reserved for generated data.", field="username")
-    if User.objects.filter(username__iexact=username).exists():
-        raise DomainError("A user with that username already exists.", field="username")
-    user = User(username=username, email=email)
-    try:
-        validate_password(password, user=user)
-    except DjangoValidationError as exc:
-        raise DomainError(" ".join(exc.messages), field="password") from None
-    user.set_password(password)
-    try:
-        with transaction.atomic():
-            user.save()
-    except IntegrityError:
-        raise DomainError("A user with that username already exists.", field="username") from None
-    return user
 
 
 # CharFields: their max_length is always set (the stubs type it as optional).
@@ -130,12 +103,14 @@ def poll_create(
     return poll
 
 
+#: ``tasks.close_poll`` by its registered name: the tasks call the services, never the other way round.
+CLOSE_POLL_TASK = "nexus_backend.polls.tasks.close_poll"
+
+
 def _schedule_close(poll_id: int, when: datetime) -> None:
     """Ask Celery to close the poll at its expiry: through the outbox, so a broker that is down delays the task
     instead of losing it (``nexus_backend.core.outbox``). The minutely beat task closes expired polls too."""
-    from .tasks import close_poll
-
-    enqueue_on_commit(close_poll, poll_id, eta=when)
+    enqueue_on_commit(CLOSE_POLL_TASK, poll_id, eta=when)
 
 
 def _check_can_edit(poll: Poll, user) -> None:

@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 
+from .counting import deltas_fold, summary_refresh
 from .services import poll_close_if_expired, polls_close_expired
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ def refresh_vote_summary() -> float | None:
     """Refresh the ``summary`` counting strategy's materialised view (beat; see ``counting.py``).
 
     Returns the seconds the refresh took, or ``None`` when another refresh was already running."""
-    from .counting import summary_refresh
-
     took = summary_refresh()
     if took is None:
         logger.info("vote summary refresh skipped: another refresh is running")
@@ -50,8 +49,6 @@ def fold_vote_deltas() -> int | None:
     """Fold the ``delta`` counting strategy's pending votes into the counters (beat, every
     ``POLLS_DELTA_FOLD_SECONDS``; see ``counting.py``). Returns how many votes were folded, or ``None`` when
     another fold was running."""
-    from .counting import deltas_fold
-
     folded = deltas_fold()
     if folded:
         logger.info("folded %d pending vote(s) into the counters", folded)

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "strawberry_django",
     "nexus_backend.core",
+    "nexus_backend.accounts",
     "nexus_backend.polls",
     "nexus_backend.tracking",
     "nexus_backend.caching",

@@ -1,4 +1,4 @@
-"""GraphQL (nexus_backend/schema.py): query limits, GraphiQL and introspection."""
+"""GraphQL (nexus_backend/graphql_api.py): query limits, GraphiQL and introspection."""
 
 from __future__ import annotations
 

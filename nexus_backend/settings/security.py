@@ -38,6 +38,7 @@ SECRET_KEY = _secret_key()
 def production_problems(*, secret_key: str, debug: bool, allowed_hosts: list[str]) -> list[str]:
     """What stops NEXUS_ENV=production from starting, each saying what to set. The key rule is the one
     `check --deploy` applies (security.W009), plus the placeholders this project once shipped (they say "insecure")."""
+    # Imported here, not at the top: an upper-case name at module level would become a setting (base.py imports *).
     from django.core.checks.security.base import (
         SECRET_KEY_INSECURE_PREFIX,
         SECRET_KEY_MIN_LENGTH,
@@ -97,7 +98,7 @@ X_FRAME_OPTIONS = "DENY"
 # so scanners probing /admin/ find a 404.
 NEXUS_ADMIN_PATH = env_url_prefix("NEXUS_ADMIN_PATH", "admin", taken=("api", "graphql", "health", "bench", "static"))
 
-# Prometheus /metrics (nexus_backend/core/metrics.py; docs/operations.md). Readable by clients in these networks
+# Prometheus /metrics (nexus_backend/ops.py; docs/operations.md). Readable by clients in these networks
 # (comma-separated addresses or CIDRs; default loopback in development, nobody in production) or with
 # `Authorization: Bearer <NEXUS_METRICS_TOKEN>` (empty: no token accepted).
 NEXUS_METRICS_ALLOWED_IPS = env_networks("NEXUS_METRICS_ALLOWED_IPS", "" if PRODUCTION else "127.0.0.1,::1")

@@ -7,6 +7,8 @@ class TrackingConfig(AppConfig):
     verbose_name = "Request tracking"
 
     def ready(self) -> None:
+        # Imported here, not at the top: models cannot be imported before the app registry is ready (Django's
+        # rule for AppConfig.ready()).
         from django.db.models.signals import post_delete, post_save
 
         from . import services

@@ -23,8 +23,9 @@ from functools import lru_cache
 from django.conf import settings
 from django.db import DatabaseError
 
+from . import selectors
 from .client_ip import IPV6_GROUP_PREFIX
-from .fields import parse_network
+from .networks import parse_network
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +80,9 @@ class BlockList:
     # ----------------------------------------------------------------- loading
     def reload(self) -> None:
         """Load the active entries (one query). Runs on the request thread: it must see that thread's database."""
-        from .selectors import blocked_ip_active
-
         target = self.seen_version
         try:
-            rows = blocked_ip_active()
+            rows = selectors.blocked_ip_active()
         except DatabaseError as exc:
             # Keep answering with the set already loaded (/health/ must still say "database down", not 500).
             self._retry_at = time.monotonic() + RETRY_SECONDS

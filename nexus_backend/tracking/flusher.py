@@ -28,7 +28,8 @@ from django.db import DataError, connection, transaction
 
 from nexus_backend.core.faults import pause_point
 
-from .recorder import RECORDER, lost_key, new_redis_client, spool_dir, stream_key
+from .recorder import RECORDER
+from .stream import lost_key, new_redis_client, spool_dir, stream_key
 
 logger = logging.getLogger(__name__)
 

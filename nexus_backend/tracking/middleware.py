@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.http import JsonResponse
@@ -25,7 +27,9 @@ from django.utils.functional import SimpleLazyObject, empty
 
 from . import client_ip
 from .blocklist import BLOCKLIST
-from .recorder import LIMITS, RECORDER
+from .models import RequestLog
+from .recorder import RECORDER
+from .stream import LIMITS
 
 logger = logging.getLogger(__name__)
 
@@ -102,11 +106,6 @@ class RequestTrackingMiddleware:
     @staticmethod
     def _insert_now(request, response, ip, started, start) -> None:
         """The learners' version, for the benchmark only: one INSERT per request, on the request path."""
-        import uuid
-        from datetime import UTC, datetime
-
-        from .models import RequestLog
-
         meta = request.META
         path, status = _logged(request, response)
         RequestLog.objects.create(

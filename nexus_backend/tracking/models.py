@@ -12,7 +12,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
-from .fields import NetworkField
+from .networks import NetworkField
 
 
 class RequestLog(models.Model):

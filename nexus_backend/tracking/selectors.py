@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import BlockedIP
+from .models import BlockedIP, SuspiciousIP
 
 
 def blocked_ip_active(*, now: datetime | None = None) -> list[tuple[str, datetime | None]]:
@@ -22,10 +23,6 @@ def blocked_ip_active(*, now: datetime | None = None) -> list[tuple[str, datetim
 
 def suspicious_ip_counts() -> tuple[int, dict[str, int]]:
     """How many addresses are flagged, and how many of them tripped each rule (for ``/metrics``). One query."""
-    from django.db import connection
-
-    from .models import SuspiciousIP
-
     table = connection.ops.quote_name(SuspiciousIP._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(

@@ -14,9 +14,9 @@ from django.utils import timezone
 from nexus_backend.core.exceptions import DomainError, NotFound
 
 from .blocklist import BLOCKLIST
-from .fields import network_text, parse_network
 from .models import BlockedIP
-from .recorder import blocklist_version_key, new_redis_client
+from .networks import network_text, parse_network
+from .stream import blocklist_version_key, new_redis_client
 
 logger = logging.getLogger(__name__)
 

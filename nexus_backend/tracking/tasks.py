@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from celery import shared_task
 
 from . import flusher, services
+from .detection.replay import aggregate_chunk
+from .detection.services import detect_window
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +32,6 @@ def prune_request_logs() -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def detect_suspicious_ips(window_start: str | None = None, window_end: str | None = None) -> dict:
     """Beat, hourly: the detector over the last complete window of RequestLog -> SuspiciousIP (and auto-blocks)."""
-    from datetime import datetime
-
-    from .detection.services import detect_window
-
     start = datetime.fromisoformat(window_start) if window_start else None
     end = datetime.fromisoformat(window_end) if window_end else None
     return detect_window(start=start, end=end).as_dict()
@@ -41,6 +40,4 @@ def detect_suspicious_ips(window_start: str | None = None, window_end: str | Non
 @shared_task
 def replay_chunk(path: str, fmt: str, start_line: int, stop_line: int, rules_path: str | None = None) -> dict:
     """One chunk of a distributed replay: lines [start_line, stop_line) -> a partial per-IP aggregate (JSON)."""
-    from .detection.replay import aggregate_chunk
-
     return aggregate_chunk(path, fmt, start_line, stop_line, rules_path)

@@ -37,17 +37,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nexus_backend.caching.reads import CACHE_HEADER
+from nexus_backend.polls.cached_reads import CACHE_HEADER
 from nexus_lab.benchmark import (
     HOST,
     USER_AGENT,
     Gunicorn,
+    TextTable,
     alternate_rounds,
     client_init,
     fmt,
     git_commit,
     paired_ratio,
-    save_result,
     server_env,
     stop_all,
     summarise_rounds,
@@ -275,6 +275,20 @@ def _mixed_workload(ports: dict[str, int], requests: int, concurrency: int, echo
     }
 
 
+TABLE = TextTable(
+    [
+        ("row", 15, "<"),
+        ("server", 11, "<"),
+        ("path", 28, "<"),
+        ("req/s", 9, ">"),
+        ("p50 ms", 9, ">"),
+        ("p95 ms", 9, ">"),
+        ("ok", 7, ">"),
+        ("errors", 7, ">"),
+    ]
+)
+
+
 def table(result: dict) -> str:
     s, data = result["settings"], result["data"]
     lines = [
@@ -284,16 +298,12 @@ def table(result: dict) -> str:
         f"requests, {s['concurrency']} clients, gunicorn {s['gunicorn_workers']} sync workers per server, "
         f"{result['environment']['cpu_count']} CPUs, request logging off)",
         "",
-        "  {:<15} {:<11} {:<28} {:>9} {:>9} {:>9} {:>7} {:>7}".format(
-            "row", "server", "path", "req/s", "p50 ms", "p95 ms", "ok", "errors"
-        ),
+        *TABLE.head(),
     ]
     for name, row in result["endpoints"].items():
         rps, p50, p95 = (fmt(row[k], d) for k, d in (("requests_per_s", 1), ("p50_ms", 2), ("p95_ms", 2)))
         errors = sum(row["errors"].values())
-        lines.append(
-            f"  {name:<15} {SERVERS[name]:<11} {row['path']:<28} {rps:>9} {p50:>9} {p95:>9} {row['ok']:>7} {errors:>7}"
-        )
+        lines.append(TABLE.row(name, SERVERS[name], row["path"], rps, p50, p95, row["ok"], errors))
     lines.append("")
     labels = {
         "cached_over_uncached": "cached / uncached",
@@ -329,8 +339,3 @@ def table(result: dict) -> str:
             )
         lines.append(f"  cached / uncached (mixed)  throughput x{fmt(mixed['cached_over_uncached'], 2)}")
     return "\n".join(lines)
-
-
-def save(result: dict, results_dir: Path, extra: Path | None = None) -> list[Path]:
-    started = datetime.fromisoformat(result["timestamp"])
-    return save_result(result, name="bench-cache", started=started, results_dir=results_dir, extra=extra)

@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 
 from django.db import connections
 
+from nexus_lab.benchmark import percentile
+
 DEFAULT_PREFIX = "wl_"
 READ_KINDS = ("results", "detail", "list")
 CACHED_OUTCOMES = ("hit", "miss", "coalesced")  # a lookup happened (what the namespace counters count)
@@ -378,14 +380,10 @@ def _group(items, key) -> dict:
 
 
 def _percentiles(values: list[float]) -> dict:
-    values = sorted(values)
     if not values:
         return {}
-
-    def rank(q: float) -> float:
-        return round(values[max(0, min(len(values) - 1, int(q * len(values) + 0.999999) - 1))], 3)
-
-    return {"n": len(values), "p50": rank(0.5), "p95": rank(0.95), "mean": round(statistics.fmean(values), 3)}
+    p50, p95 = (round(percentile(values, q), 3) for q in (0.5, 0.95))
+    return {"n": len(values), "p50": p50, "p95": p95, "mean": round(statistics.fmean(values), 3)}
 
 
 def _current_totals(poll_ids: Sequence[int]) -> dict[int, int]:

@@ -150,7 +150,7 @@ def _request_id_header() -> str:
 
 
 def _latency_count_series() -> str:
-    from nexus_backend.core.metrics import REQUEST_LATENCY
+    from nexus_backend.core.prometheus import REQUEST_LATENCY
 
     return f"{REQUEST_LATENCY._name}_count"
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import nbformat
 
-from nexus_lab.benchmark import git_commit
+from nexus_lab.benchmark import git_commit, write_json
 from nexus_lab.notebooks.params import NotebookPlan, ParameterError, plan_notebooks
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -454,7 +454,7 @@ def write_manifest(
         "course": course or [],
         "notebooks": ordered,
     }
-    path.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    write_json(manifest, path)
     return manifest
 
 

@@ -34,7 +34,7 @@ def test_get_redis_cache_metrics_is_zero_safe(monkeypatch):
         def info(self, section=None):
             return {"keyspace_hits": 0, "keyspace_misses": 0}
 
-    monkeypatch.setattr("django_redis.get_redis_connection", lambda alias="default", write=True: NoLookups())
+    monkeypatch.setattr(metrics, "get_redis_connection", lambda alias="default", write=True: NoLookups())
     assert metrics.get_redis_cache_metrics() == {
         "keyspace_hits": 0,
         "keyspace_misses": 0,

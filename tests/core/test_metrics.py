@@ -158,7 +158,7 @@ def test_requests_by_view_and_status(db):
 
 def test_a_metrics_failure_never_fails_the_request(db, monkeypatch, caplog):
     """Multiprocess mode writes files: a full disk or a removed folder costs the figures, not the answer."""
-    from nexus_backend.core import metrics
+    from nexus_backend.core import prometheus as metrics
 
     def no_space(*labels):
         raise OSError(28, "No space left on device")
@@ -168,7 +168,7 @@ def test_a_metrics_failure_never_fails_the_request(db, monkeypatch, caplog):
     monkeypatch.setattr(metrics.REQUEST_LATENCY, "labels", no_space)
     assert Client().get(BARE).status_code == 200
     assert Client().get(BARE).status_code == 200
-    errors = [r.getMessage() for r in caplog.records if r.name == "nexus_backend.core.metrics"]
+    errors = [r.getMessage() for r in caplog.records if r.name == "nexus_backend.core.prometheus"]
     assert errors == ["request metrics not recorded: OSError: [Errno 28] No space left on device"]  # once
 
 

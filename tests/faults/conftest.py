@@ -6,13 +6,14 @@ import shutil
 
 import pytest
 
-from .harness import OwnRabbit, shared_folder
+from .harness import OwnRabbit, rabbitmq_missing, shared_folder
 
 
 @pytest.fixture(scope="package")
 def rabbit_node():
-    if not shutil.which("rabbitmq-server"):
-        pytest.skip("RabbitMQ (rabbitmq-server) is not installed on this machine (CI and the dev machines have it)")
+    missing = rabbitmq_missing()
+    if missing:
+        pytest.skip(missing)
     folder = shared_folder("nexus-rabbit-")  # the server runs as the rabbitmq user
     node = OwnRabbit(folder / "node")
     try:

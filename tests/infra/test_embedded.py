@@ -44,11 +44,11 @@ def shell(state: Path, code: str) -> str:
 def state(tmp_path):
     folder = tmp_path / "state"
     yield folder
-    manage(folder, "services", "stop", check=False)
+    manage(folder, "embedded", "stop", check=False)
 
 
 def _pids(state: Path) -> tuple[str, str]:
-    out = manage(state, "services", "status").stdout
+    out = manage(state, "embedded", "status").stdout
     pg = [line for line in out.splitlines() if line.startswith("embedded postgres")][0]
     rd = [line for line in out.splitlines() if line.startswith("embedded redis")][0]
     return pg, rd
@@ -84,8 +84,8 @@ def test_data_survives_stop_and_restart(state):
         "from django_redis import get_redis_connection\n"
         "get_redis_connection().set('nexus-test-keepme', 'yes')",
     )
-    assert "stopped" in manage(state, "services", "stop").stdout
-    assert "not running" in manage(state, "services", "status").stdout
+    assert "stopped" in manage(state, "embedded", "stop").stdout
+    assert "not running" in manage(state, "embedded", "status").stdout
     # the next command brings both back with their data
     out = shell(
         state,

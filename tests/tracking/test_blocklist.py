@@ -11,7 +11,8 @@ from django.utils import timezone
 from nexus_backend.tracking import services
 from nexus_backend.tracking.blocklist import BLOCKLIST
 from nexus_backend.tracking.models import BlockedIP
-from nexus_backend.tracking.recorder import RECORDER, blocklist_version_key
+from nexus_backend.tracking.recorder import RECORDER
+from nexus_backend.tracking.stream import blocklist_version_key
 
 from ..waiting import sleep_until
 from .conftest import BARE, proxied

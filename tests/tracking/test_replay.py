@@ -245,3 +245,11 @@ def test_auto_block_of_one_address_found_in_two_windows_keeps_the_later_expiry()
     block = BlockedIP.objects.get(ip_address="203.0.113.77")
     assert block.expires_at == datetime.fromtimestamp(hour, tz=UTC) + timedelta(minutes=120)
     assert block.reason == "auto: cms_probe"
+
+
+def test_the_chunk_task_is_sent_by_its_registered_name():
+    """The replay names the task (tasks.py imports the replay, not the reverse): the name must be the task's."""
+    from nexus_backend.tracking import tasks
+    from nexus_backend.tracking.detection import replay
+
+    assert replay.REPLAY_CHUNK_TASK == tasks.replay_chunk.name

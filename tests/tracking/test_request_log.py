@@ -16,7 +16,8 @@ from rest_framework.test import APIClient
 
 from nexus_backend.tracking import flusher, services, tasks
 from nexus_backend.tracking.models import RequestLog
-from nexus_backend.tracking.recorder import RECORDER, Recorder, lost_key, new_redis_client, spool_dir, stream_key
+from nexus_backend.tracking.recorder import RECORDER, Recorder
+from nexus_backend.tracking.stream import lost_key, new_redis_client, spool_dir, stream_key
 from tests.conftest import bearer
 
 from .conftest import BARE, proxied

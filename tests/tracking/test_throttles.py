@@ -13,7 +13,8 @@ from rest_framework.request import Request
 from rest_framework.test import APIClient
 
 from nexus_backend.tracking import throttles
-from nexus_backend.tracking.recorder import RECORDER, new_redis_client
+from nexus_backend.tracking.recorder import RECORDER
+from nexus_backend.tracking.stream import new_redis_client
 from nexus_backend.tracking.throttles import LoginIPThrottle
 from tests.conftest import bearer
 

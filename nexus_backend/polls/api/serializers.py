@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from nexus_backend.core.fields import CharField, IntegerField
+from nexus_backend.core.serializer_fields import CharField, IntegerField
 
 from ..models import Option, Poll, Vote
 from ..services import MAX_OPTIONS, MIN_OPTIONS

@@ -2,7 +2,7 @@
 services (writes); the rules live there. Errors raised by services become JSON through the project's
 exception handler (``nexus_backend.core.exceptions``).
 
-The list, detail and results reads go through the cache (``nexus_backend.caching.reads``): each passes the
+The list, detail and results reads go through the cache (``nexus_backend.polls.cached_reads``): each passes the
 function that computes its body, which runs only on a miss; the ``X-Cache`` header says what happened."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from nexus_backend.caching import reads as cached
 from nexus_backend.core import openapi as docs
+from nexus_backend.polls import cached_reads as cached
 from nexus_backend.tracking.throttles import VOTE_THROTTLES
 
 from .. import selectors, services

@@ -24,6 +24,9 @@ from .detector import Finding, _iso, by_ip, judge
 from .parsers import ParseStats, Record, format_jsonl, open_log
 from .rules import RuleSet, load_rules
 
+#: ``tracking.tasks.replay_chunk`` by its registered name (the tasks module imports this one, not the reverse).
+REPLAY_CHUNK_TASK = "nexus_backend.tracking.tasks.replay_chunk"
+
 
 @dataclass
 class ReplayResult:
@@ -173,9 +176,7 @@ def replay_distributed(
     timeout: float = 600,
 ) -> ReplayResult:
     """Replay across Celery workers: line ranges -> partial aggregates (``tasks.replay_chunk``) -> merge -> judge."""
-    from celery import group
-
-    from ..tasks import replay_chunk
+    from celery import group, signature
 
     started = time.perf_counter()
     rules = load_rules(rules_path)
@@ -185,7 +186,7 @@ def replay_distributed(
     ranges = [(a, min(a + size, total)) for a in range(0, total, size)] or [(0, 0)]
     options = {"queue": queue} if queue else {}
     job = group(
-        replay_chunk.signature((str(Path(path).resolve()), reader.format, a, b, rules_path), **options)
+        signature(REPLAY_CHUNK_TASK, args=(str(Path(path).resolve()), reader.format, a, b, rules_path), **options)
         for a, b in ranges
     )
     parts = job.apply_async().get(timeout=timeout)

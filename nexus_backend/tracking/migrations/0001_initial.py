@@ -2,7 +2,7 @@
 
 import django.contrib.postgres.indexes
 import django.db.models.deletion
-import nexus_backend.tracking.fields
+import nexus_backend.tracking.networks
 from django.conf import settings
 from django.db import migrations, models
 
@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
             name='BlockedIP',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ip_address', nexus_backend.tracking.fields.NetworkField(help_text='An address (203.0.113.7) or a CIDR network (10.0.0.0/8).', unique=True)),
+                ('ip_address', nexus_backend.tracking.networks.NetworkField(help_text='An address (203.0.113.7) or a CIDR network (10.0.0.0/8).', unique=True)),
                 ('reason', models.CharField(blank=True, max_length=255)),
                 ('expires_at', models.DateTimeField(blank=True, help_text='Empty: blocked until removed.', null=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),

@@ -47,15 +47,16 @@ from nexus_lab.benchmark import (
     USER_AGENT,
     Flusher,
     Gunicorn,
+    TextTable,
     alternate_rounds,
     client_init,
     fmt,
     git_commit,
     http_get,
     paired_ratio,
+    publish,
     raise_on_sigterm,
     run_round,
-    save_result,
     server_env,
     stop_all,
     summarise_rounds,
@@ -419,9 +420,17 @@ class Command(BaseCommand):
     # ----------------------------------------------------------------------- output
     def _print_table(self, result: dict) -> None:
         s, machine = result["settings"], result["environment"]
-        head = ("server", "path", "req/s", "p50 ms", "p95 ms", "ok", "errors")
-        row_format = "  {:<12} {:<14} {:>9} {:>9} {:>9} {:>7} {:>7}"
-        rule = row_format.format(*("-" * w for w in (12, 14, 9, 9, 9, 7, 7)))
+        table = TextTable(
+            [
+                ("server", 12, "<"),
+                ("path", 14, "<"),
+                ("req/s", 9, ">"),
+                ("p50 ms", 9, ">"),
+                ("p95 ms", 9, ">"),
+                ("ok", 7, ">"),
+                ("errors", 7, ">"),
+            ]
+        )
         lines = [
             "",
             f"Nexus bench  {result['timestamp']}  ({s['rounds']} rounds x {s['requests_per_round']} requests "
@@ -430,14 +439,14 @@ class Command(BaseCommand):
         ]
 
         def add_rows(rows: dict, label) -> None:
-            lines.extend(["", row_format.format(*head), rule])
+            lines.extend(["", *table.head()])
             for name, row in rows.items():
                 if "skipped" in row:
                     lines.append(f"  {label(name):<12} {row['path']:<14} skipped: {row['skipped']}")
                     continue
                 rps, p50, p95 = fmt(row["requests_per_s"], 1), fmt(row["p50_ms"], 2), fmt(row["p95_ms"], 2)
                 errors = sum(row["errors"].values())
-                lines.append(row_format.format(label(name), row["path"], rps, p50, p95, row["ok"], errors))
+                lines.append(table.row(label(name), row["path"], rps, p50, p95, row["ok"], errors))
                 if row["errors"]:
                     lines.append(f"  {'':<12} errors: {row['errors']}")
 
@@ -486,7 +495,4 @@ class Command(BaseCommand):
         self.stdout.write("\n".join(lines))
 
     def _save(self, result: dict, root: Path, started: datetime, opts) -> None:
-        results_dir = Path(opts["results_dir"]) if opts["results_dir"] else root / "bench" / "results"
-        extra = Path(opts["json_path"]) if opts["json_path"] else None
-        paths = save_result(result, name="bench", started=started, results_dir=results_dir, extra=extra)
-        self.stdout.write("saved " + " and ".join(str(p) for p in paths))
+        publish(result, name="bench", started=started, options=opts, write=self.stdout.write)

@@ -10,11 +10,13 @@ See ``nexus_lab/caching/bench.py`` for what is measured and how.
 from __future__ import annotations
 
 import signal
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from nexus_lab.benchmark import publish, raise_on_sigterm
 from nexus_lab.caching import bench
 
 
@@ -45,13 +47,7 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         root = Path(settings.NEXUS_PROJECT_ROOT)
 
-        def on_term(signum, frame):
-            raise KeyboardInterrupt
-
-        try:
-            previous = signal.signal(signal.SIGTERM, on_term)  # the finally blocks stop gunicorn
-        except ValueError:  # not the main thread
-            previous = None
+        previous = raise_on_sigterm()  # SIGTERM, like Ctrl-C, runs the finally blocks that stop gunicorn
         try:
             result = bench.run(
                 root=root,
@@ -74,6 +70,5 @@ class Command(BaseCommand):
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         self.stdout.write(bench.table(result))
-        results_dir = Path(opts["results_dir"]) if opts["results_dir"] else root / "bench" / "results"
-        paths = bench.save(result, results_dir, Path(opts["json_path"]) if opts["json_path"] else None)
-        self.stdout.write("saved " + " and ".join(str(p) for p in paths))
+        started = datetime.fromisoformat(result["timestamp"])
+        publish(result, name="bench-cache", started=started, options=opts, write=self.stdout.write)

@@ -12,12 +12,10 @@ parameter grid over it (``tracking.detection.bench``). Prints a table and saves 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from nexus_lab.benchmark import save_result
+from nexus_lab.benchmark import publish
 from nexus_lab.detection import bench
 
 
@@ -54,8 +52,5 @@ class Command(BaseCommand):
             keep=o["keep"],
         )
         self.stdout.write(bench.format_table(result))
-        folder = Path(o["results_dir"]) if o["results_dir"] else Path(settings.NEXUS_PROJECT_ROOT) / "bench" / "results"
         started = datetime.fromisoformat(result["started"])
-        extra = Path(o["json_path"]) if o["json_path"] else None
-        paths = save_result(result, name="bench-detect", started=started, results_dir=folder, extra=extra)
-        self.stdout.write("saved " + " and ".join(str(p) for p in paths))
+        publish(result, name="bench-detect", started=started, options=o, write=self.stdout.write)

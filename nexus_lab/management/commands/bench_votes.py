@@ -28,12 +28,11 @@ from __future__ import annotations
 import os
 import platform
 from datetime import UTC, datetime
-from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from nexus_backend.polls import counting
-from nexus_lab.benchmark import save_result
+from nexus_lab.benchmark import TextTable, fmt, publish
 from nexus_lab.management.commands.gen_votes import _count
 from nexus_lab.polls import bench, datagen
 
@@ -148,13 +147,7 @@ class Command(BaseCommand):
             return cursor.fetchone()[0]
 
     def _save(self, result: dict, started: datetime, opts) -> None:
-        from django.conf import settings
-
-        root = Path(settings.NEXUS_PROJECT_ROOT)
-        folder = Path(opts["results_dir"]) if opts["results_dir"] else root / "bench" / "results"
-        extra = Path(opts["json_path"]) if opts["json_path"] else None
-        paths = save_result(result, name="bench-votes", started=started, results_dir=folder, extra=extra)
-        self.stdout.write("saved " + " and ".join(str(p) for p in paths))
+        publish(result, name="bench-votes", started=started, options=opts, write=self.stdout.write)
 
 
 def _thread_counts(text: str) -> list[int]:
@@ -169,7 +162,7 @@ def _thread_counts(text: str) -> list[int]:
 
 
 def _fmt(value, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
+    return fmt(value, digits, grouped=True)
 
 
 def format_table(result: dict) -> str:
@@ -191,7 +184,7 @@ def format_table(result: dict) -> str:
         "fresh",
     )
     widths = (10, 9, 8, 10, 10, 9, 9, 11, 11, *(19 for _ in threads), 6)
-    line = "  ".join(f"{{:>{w}}}" for w in widths)
+    table = TextTable([(title, width, ">") for title, width in zip(head, widths, strict=True)], indent="", sep="  ")
     lines = [
         "",
         f"bench_votes  {result['timestamp']}  ({env['cpu_count']} CPUs, PostgreSQL {env['postgres']}, "
@@ -201,14 +194,13 @@ def format_table(result: dict) -> str:
         "  latencies in ms (median p50, 95th percentile); API = GET /api/polls/{id}/results/ in-process, uncached, "
         "on the hottest poll",
         "",
-        line.format(*head),
-        line.format(*("-" * w for w in widths)),
+        *table.head(),
     ]
     for row in result["scales"]:
         for name, d in row["strategies"].items():
             per = d["concurrent_by_workers"]
             lines.append(
-                line.format(
+                table.row(
                     f"{row['votes']:,}",
                     f"{row['hot_poll_votes']:,}",
                     name,

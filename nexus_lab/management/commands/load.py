@@ -9,13 +9,12 @@ each class of client saw and what the defences did (``nexus_lab.load``).
 from __future__ import annotations
 
 import signal
-from pathlib import Path
+from datetime import datetime
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from nexus_lab import load
-from nexus_lab.benchmark import raise_on_sigterm
+from nexus_lab.benchmark import publish, raise_on_sigterm
 
 
 def _think(value: str) -> tuple[float, float]:
@@ -111,10 +110,7 @@ class Command(BaseCommand):
             if previous_term is not None:
                 signal.signal(signal.SIGTERM, previous_term)
         self.stdout.write(load.table(result))
-        root = Path(settings.NEXUS_PROJECT_ROOT)
-        results_dir = Path(opts["results_dir"]) if opts["results_dir"] else root / "bench" / "results"
-        extra = Path(opts["json_path"]) if opts["json_path"] else None
-        paths = load.save(result, results_dir, extra)
-        self.stdout.write("saved " + " and ".join(str(p) for p in paths))
+        started = datetime.fromisoformat(result["timestamp"])
+        publish(result, name="load", started=started, options=opts, write=self.stdout.write)
         if not load.passed(result):
             raise CommandError("load with abuse: a verdict failed (see the table above)")

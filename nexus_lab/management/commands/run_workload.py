@@ -13,7 +13,6 @@ Users and polls are created under ``--prefix`` (removed and rebuilt each run; ``
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from nexus_backend.caching import config, keys, metrics
 from nexus_backend.caching.store import REDIS_ERRORS
+from nexus_lab.benchmark import write_json
 from nexus_lab.caching import workload
 
 
@@ -98,14 +98,13 @@ class Command(BaseCommand):
         self._print(summary, window)
         if opts["json_path"]:
             path = Path(opts["json_path"])
-            path.parent.mkdir(parents=True, exist_ok=True)
             data = {
                 "config": asdict(cfg),
                 "summary": summary,
                 "metrics_window": window,
                 "records": [asdict(r) for r in result.records],
             }
-            path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+            write_json(data, path)
             self.stdout.write(f"saved {path}")
 
     def _print(self, summary: dict, window: dict | None) -> None:

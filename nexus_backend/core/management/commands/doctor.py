@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from nexus_backend.celery import app as celery_app
 from nexus_backend.infra import embedded
 from nexus_backend.infra.health import check_all
 
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         self.stdout.write(f"mode: {services.mode}")
         if services.mode != "services":
             self.stdout.write(f"state folder: {embedded.state_dir()}")
-        checks = {c.name: c for c in check_all()}
+        checks = {c.name: c for c in check_all(celery_app)}
         failed = []
         for name in ("database", "cache", "broker"):
             check = checks[name]

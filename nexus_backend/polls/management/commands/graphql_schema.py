@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from strawberry.printer import print_schema
 
-from nexus_backend.schema import schema
+from nexus_backend.graphql_api import schema
 
 DEFAULT_PATH = Path(settings.BASE_DIR) / "schema.graphql"
 

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from nexus_backend.tracking.client_ip import normalize_ip
 from nexus_backend.tracking.detection.parsers import FORMATS, LogError
+from nexus_backend.tracking.detection.replay import replay_distributed, replay_file
 from nexus_backend.tracking.detection.rules import RulesError, load_rules
 
 COLUMNS = ["ip", "rules", "score", "reasons", "requests", "first_seen", "last_seen", "window_start"]
@@ -45,12 +46,8 @@ class Command(BaseCommand):
             raise CommandError(f"--rules: {exc}") from None
         try:
             if workers > 0:
-                from nexus_backend.tracking.detection.replay import replay_distributed
-
                 result = replay_distributed(path, chunks=workers, fmt=format, rules_path=rules)
             else:
-                from nexus_backend.tracking.detection.replay import replay_file
-
                 progress = not no_progress and sys.stderr.isatty()
                 result = replay_file(path, fmt=format, rules=ruleset, progress=progress)
         except LogError as exc:

@@ -1,4 +1,4 @@
-"""``manage.py services start|stop|status``: the embedded PostgreSQL and Redis."""
+"""``manage.py embedded start|stop|status``: the embedded PostgreSQL and Redis."""
 
 from django.core.management.base import BaseCommand
 

@@ -115,7 +115,7 @@ def _error(message: str, code: str, status: int) -> JsonResponse:
 
 
 @method_decorator(csrf_exempt, name="dispatch")  # CSRF is checked below, for session users only
-class NexusGraphQLView(GraphQLView):
+class AuthenticatedGraphQLView(GraphQLView):
     def dispatch(self, request: HttpRequest, *args, **kwargs):
         # GraphiQL only where NEXUS_GRAPHIQL (off in production): otherwise a browser's GET without a query gets
         # the same 400 as any client's.

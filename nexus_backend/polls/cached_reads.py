@@ -7,6 +7,10 @@ what happened in its ``X-Cache`` header (see :data:`OUTCOMES`).
 
 A cached body must not outlive what it says: an open poll's ``is_open`` turns false at ``expires_at`` without any
 write, so such entries expire then at the latest.
+
+The cache itself (keys, the read-through store, invalidation) is ``nexus_backend.caching``; this module is the
+polls' use of it, with ``polls/apps.py`` (admin and shell writes invalidate) and ``polls/services.py`` (each write
+says what it changed).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
+from django.db.models import Min
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -22,8 +27,10 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from . import keys
-from .store import Fetched, read_through
+from nexus_backend.caching import keys
+from nexus_backend.caching.store import Fetched, read_through
+
+from .models import Poll
 
 CACHE_HEADER = "X-Cache"
 OUTCOMES = {
@@ -94,8 +101,6 @@ def poll_results(*, poll_id: int, compute: Callable[[], Mapping]) -> Fetched:
         data = compute()
         until = None
         if data.get("is_open"):  # the body has no expiry: read it (by primary key) only for open polls
-            from nexus_backend.polls.models import Poll
-
             expires_at = Poll.objects.filter(pk=poll_id).values_list("expires_at", flat=True).first()
             until = _open_until({"expires_at": expires_at}, timezone.now())
         return render(data), until
@@ -114,10 +119,6 @@ def poll_list(*, params: Mapping, origin: str, compute: Callable[[], Mapping]) -
         now = timezone.now()
         until = _earliest(*(_open_until(item, now) for item in data.get("results") or []))
         if params.get("active") not in (None, ""):
-            from django.db.models import Min
-
-            from nexus_backend.polls.models import Poll
-
             soonest = Poll.objects.filter(is_closed=False, expires_at__gt=now).aggregate(m=Min("expires_at"))["m"]
             until = _earliest(until, soonest)
         return render(data), until

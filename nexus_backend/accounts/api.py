@@ -1,7 +1,8 @@
 """Accounts over HTTP: register, JWT obtain / refresh / verify, logout (blacklists the refresh token), and the
-Django admin's login form held to the API login's limits.
+Django admin's login form held to the API login's limits. Routed by ``accounts/urls.py`` (under ``/api/auth/``)
+and, for the admin's login form, by ``nexus_backend/urls.py``.
 
-Registration rules (unique username, password validators) live in ``polls.services.user_register``; the JWT
+Registration rules (unique username, password validators) live in ``accounts.services.user_register``; the JWT
 views are djangorestframework-simplejwt's, annotated so the OpenAPI schema shows their errors.
 """
 
@@ -13,7 +14,6 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.http import HttpRequest, HttpResponse
-from django.urls import path
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
@@ -28,8 +28,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 from rest_framework_simplejwt.tokens import UntypedToken
 
 from nexus_backend.core import openapi as docs
-from nexus_backend.core.fields import CharField
-from nexus_backend.polls import services
+from nexus_backend.core.serializer_fields import CharField
 from nexus_backend.tracking.middleware import log_as
 from nexus_backend.tracking.throttles import (
     LOGIN_THROTTLES,
@@ -37,6 +36,8 @@ from nexus_backend.tracking.throttles import (
     SlidingWindowThrottle,
     throttles_check,
 )
+
+from . import services
 
 User = get_user_model()
 
@@ -206,12 +207,3 @@ def admin_login(request: HttpRequest, **kwargs) -> HttpResponse:
     else:
         log_as(request, status=status.HTTP_401_UNAUTHORIZED)
     return response
-
-
-urlpatterns = [
-    path("register/", RegisterView.as_view(), name="auth-register"),
-    path("token/", TokenObtainPairView.as_view(), name="token-obtain"),
-    path("token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
-    path("token/verify/", TokenVerifyView.as_view(), name="token-verify"),
-    path("logout/", LogoutView.as_view(), name="auth-logout"),
-]

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+import dj_database_url
+
 from . import embedded
 
 
@@ -58,13 +60,11 @@ BROKER_SCHEMES = ("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")
 def resolve(env: Mapping[str, str] | None = None) -> ServiceConfig:
     env = os.environ if env is None else env
     sources: dict[str, str] = {}
-    # `manage.py services stop|status` must look at the embedded servers without starting them.
+    # `manage.py embedded stop|status` must look at the embedded servers without starting them.
     autostart = env.get("NEXUS_EMBEDDED_AUTOSTART", "1") != "0"
 
     database_url = env.get("DATABASE_URL", "").strip()
     if database_url:
-        import dj_database_url
-
         if not database_url.startswith(("postgres://", "postgresql://", "pgsql://")):
             raise SystemExit(
                 f"error: DATABASE_URL must be a PostgreSQL URL (postgres://user@host:port/name), got {database_url!r}"
