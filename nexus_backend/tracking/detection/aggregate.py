@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from ..client_ip import address_group
 from .parsers import Record, no_gc
+from .payloads import payload_family, target_path
 from .rules import RuleSet
 
 SAMPLE = 5
@@ -57,7 +58,7 @@ _COUNTS = (
     "get",
     "browser_post_unreferred",
 )
-_DICTS = ("actions", "outcomes", "statuses", "probes", "offsite")
+_DICTS = ("actions", "outcomes", "statuses", "probes", "offsite", "payloads")
 _FIRSTS = ("gets", "posts")  # path -> first time: merged by min
 
 
@@ -92,6 +93,7 @@ class IPStats:
         self.outcomes: dict[str, int] = {}  # "path status" of its action POSTs (votes, sign-ups) -> count
         self.statuses: dict[str, int] = {}  # "2xx" -> count
         self.probes: dict[str, int] = {}  # probe family -> requests that count as probes
+        self.payloads: dict[str, int] = {}  # payload family (payloads.py) -> requests carrying one
         self.offsite: dict[str, int] = {}  # referrer host -> its non-static requests (off-site: decided later)
         self.gets: dict[str, float] = {}  # non-static path -> first GET
         self.posts: dict[str, float] = {}  # form path (not API) -> first POST
@@ -117,12 +119,12 @@ class IPStats:
         for kind, lines in other.examples.items():
             self.examples[kind] = sorted(set(self.examples.get(kind, ())) | set(lines))[:SAMPLE]
 
-    def example(self, kind: str, method: str, path: str, status: int) -> None:
+    def example(self, kind: str, method: str, path: str, status: int, width: int = 120) -> None:
         """Keep the first few (in sort order, so that merged chunks keep the same ones) requests of a kind."""
         lines = self.examples.get(kind)
         if lines is None:
             lines = self.examples[kind] = []
-        line = f"{method or '?'} {path[:120]} {status}"
+        line = f"{method or '?'} {path[:width]} {status}"
         if line in lines or (len(lines) >= SAMPLE and line > lines[-1]):
             return
         lines.append(line)
@@ -165,6 +167,7 @@ class PathClass(NamedTuple):
     api: bool
     spam: bool  # a spam-bot URL signature
     absolute: bool  # not an origin-form path: an absolute URL (proxy request), "*", garbage
+    payload: str  # the attack payload family its target carries ("" none; payloads.py)
 
 
 class AgentClass(NamedTuple):
@@ -231,6 +234,8 @@ class Aggregator:
     def path_class(self, path: str) -> PathClass:
         cls = self._paths.get(path)
         if cls is None:
+            target = path
+            path = path.partition("?")[0]  # a query string is kept only with a payload: the path is what it asks
             family = next((name for name, match in self._families if match(path)), "")
             cls = PathClass(
                 bool(self._static(path)),
@@ -241,8 +246,9 @@ class Aggregator:
                 bool(self._api(path)),
                 bool(self._spam(path)),
                 not path.startswith("/"),
+                payload_family(target),
             )
-            _remember(self._paths, path, cls)
+            _remember(self._paths, target, cls)
         return cls
 
     def agent_class(self, agent: str) -> AgentClass:
@@ -281,6 +287,7 @@ class Aggregator:
             login = pc.auth and method == "POST"
             rare = (
                 pc.sensitive
+                or bool(pc.payload)
                 or bool(pc.family)
                 or login
                 or (pc.spam and method == "POST")
@@ -306,6 +313,8 @@ class Aggregator:
         last: float,
     ) -> None:
         self._memo = None
+        if "?" in path:  # a record made in memory (a log's go through target_path when parsed)
+            path = target_path(path)
         group = self._groups.get(ip)
         if group is None:
             group = self.group(ip)
@@ -393,6 +402,9 @@ class Aggregator:
             s.probes[pc.family] = s.probes.get(pc.family, 0) + count
             s.cms_paths.add(path)
             s.example(f"probe:{pc.family}", method, path, status)
+        if pc.payload:
+            s.payloads[pc.payload] = s.payloads.get(pc.payload, 0) + count
+            s.example(f"payload:{pc.payload}", method, path, status, 300)
         if pc.auth and method == "POST" and status != 429:  # a refused attempt (429) never reached a password
             s.auth_attempts += count
             # an API answers a failed login 4xx; an HTML form shows itself again (200) and redirects on success
@@ -417,6 +429,8 @@ class Aggregator:
         tags += [name for name in ("static", "sensitive", "auth", "api", "action") if getattr(pc, name)]
         if pc.family:
             tags.append(f"probe:{pc.family}")
+        if pc.payload:
+            tags.append(f"payload:{pc.payload}")
         if pc.spam and method == "POST":
             tags.append("spam_signature")
         if pc.absolute or method not in self._methods:

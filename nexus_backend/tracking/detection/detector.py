@@ -213,6 +213,21 @@ def rule_cms_probe(s: IPStats, p: dict, c: Context) -> Hit | None:
     )
 
 
+def rule_payload(s: IPStats, p: dict, c: Context) -> Hit | None:
+    """An attack payload in a request (``payloads.py``): one suffices, as one probe does; which family says what it
+    tried (SQL injection, XSS, traversal, shell, PHP, Java/template injection)."""
+    if not s.payloads:
+        return None
+    families = sorted(s.payloads)
+    total = sum(s.payloads.values())
+    requests = _requests(s, *(f"payload:{f}" for f in families))
+    return Hit(
+        p["score"],
+        f"{total} request(s) carrying a {', '.join(families)} payload ({requests[0][:160]})",
+        {"hits": total, "families": families, "requests": requests},
+    )
+
+
 def rule_sensitive_paths(s: IPStats, p: dict, c: Context) -> Hit | None:
     if s.sensitive < p["min_hits"] or s.sensitive_ok:
         return None
@@ -600,6 +615,7 @@ def rule_page_walk(s: IPStats, p: dict, c: Context) -> Hit | None:
 # parameters from rules.yaml and the Context, and returns a Hit or None.
 RULES: dict[str, Callable[[IPStats, dict, Context], Hit | None]] = {
     "cms_probe": rule_cms_probe,
+    "payload": rule_payload,
     "sensitive_paths": rule_sensitive_paths,
     "not_found_probe": rule_not_found_probe,
     "auth_failures": rule_auth_failures,

@@ -2,10 +2,11 @@
 
 ``open_log(path, fmt="auto")`` returns a ``LogReader``: iterate it for ``Record`` tuples
 ``(ts, ip, method, path, status, user_agent, referrer)`` (``ts`` in epoch seconds, ``path`` without its query
-string, as ``RequestLog.path`` stores it). Gzip files are recognised by their magic bytes. The format is detected
-from the first lines. A line that does not parse is counted in ``reader.stats`` with a few examples and skipped:
-a bad line never stops a replay. What stops it is a ``LogError`` with a one-line message (an empty or binary
-file, a format that cannot be recognised, a file that cannot be read).
+string unless that carries an attack payload, as ``RequestLog.path`` stores it: ``payloads.target_path``). Gzip
+files are recognised by their magic bytes. The format is detected from the first lines. A line that does not
+parse is counted in ``reader.stats`` with a few examples and skipped: a bad line never stops a replay. What stops
+it is a ``LogError`` with a one-line message (an empty or binary file, a format that cannot be recognised, a file
+that cannot be read).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
+
+from .payloads import target_path
 
 FORMATS = ("combined", "common", "jsonl")
 MAX_EXAMPLES = 5
@@ -140,7 +143,8 @@ def _unescape(text: str) -> str:
 
 
 def _split_request(request: str) -> tuple[str, str]:
-    """``"GET /a?b=1 HTTP/1.1"`` -> ``("GET", "/a")``; garbage (a TLS handshake sent to port 80) -> ``("", text)``."""
+    """``"GET /a?b=1 HTTP/1.1"`` -> ``("GET", "/a")`` (the query kept when it carries a payload: ``target_path``);
+    garbage (a TLS handshake sent to port 80) -> ``("", text)``."""
     parts = request.split(" ")
     if len(parts) == 3 and parts[0].isalpha() and parts[0].isupper():
         method, target = parts[0], parts[1]
@@ -148,7 +152,7 @@ def _split_request(request: str) -> tuple[str, str]:
         method, target = parts[0], parts[1]
     else:
         return "", request[:2048]
-    return method[:16], target.split("?", 1)[0][:2048]
+    return method[:16], target_path(target)
 
 
 def _parse_clf(regex: re.Pattern, line: str, caches: _Caches) -> Record | str:
@@ -184,7 +188,7 @@ def _parse_jsonl(line: str, caches: _Caches) -> Record | str:
         stamp = obj["timestamp"]
         ts = float(stamp) if isinstance(stamp, int | float) else datetime.fromisoformat(stamp).timestamp()
         status = int(obj["status_code"])
-        path = str(obj["path"]).split("?", 1)[0][:2048]
+        path = target_path(str(obj["path"]))
         method = str(obj.get("method") or "")[:16]
     except KeyError as exc:
         return f"missing field {exc.args[0]!r}"
