@@ -131,6 +131,11 @@ class IPStats:
         lines.sort()
         del lines[SAMPLE:]
 
+    def __reduce__(self):
+        # pickled as one tuple of its fields (parallel.py sends aggregates between processes): the default for a
+        # class with __slots__ goes through a dict of them and unpickles about 3x slower
+        return _ipstats, (tuple([getattr(self, name) for name in self.__slots__]),)
+
     def to_json(self) -> dict:
         out = {}
         for name in self.__slots__:
@@ -145,6 +150,13 @@ class IPStats:
             value = data[name]
             setattr(stats, name, set(value) if isinstance(getattr(stats, name), set) else value)
         return stats
+
+
+def _ipstats(values: tuple) -> IPStats:
+    stats = IPStats.__new__(IPStats)
+    for name, value in zip(IPStats.__slots__, values, strict=True):
+        setattr(stats, name, value)
+    return stats
 
 
 _CACHES: dict[str, tuple[dict, ...]] = {}  # fingerprint -> the classification caches (see Aggregator)

@@ -229,6 +229,8 @@ def _opener(path: Path):
         def opener():
             return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline=None)
 
+        opener.gzipped = True  # type: ignore[attr-defined]
+
     else:
 
         def opener():
@@ -263,6 +265,7 @@ class LogReader:
         if fmt not in ("auto", *FORMATS):
             raise LogError(f"unknown format {fmt!r}: use auto, {', '.join(FORMATS)}")
         self._open = _opener(self.path)
+        self.gzipped = getattr(self._open, "gzipped", False)
         if fmt == "auto":
             with self._open() as fh:
                 sample = [line.rstrip("\n") for _, line in zip(range(SNIFF_LINES), fh, strict=False)]
