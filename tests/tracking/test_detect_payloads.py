@@ -30,6 +30,7 @@ PAYLOADS = [
     ("sqli", "/?id=1 and sleep(5)"),
     ("sqli", "/?id=1+and+extractvalue(1,concat(0x7e,version()))"),
     ("sqli", "/?cat=1;drop table users"),
+    ("sqli", "/?x=1%27%3B+drop+table+users--"),
     ("xss", "/?s=<script>alert(1)</script>"),
     ("xss", "/search?q=%22%3E%3Csvg/onload=alert(1)%3E"),
     ("xss", "/?name=<img src=x onerror=prompt(1)>"),
@@ -81,6 +82,14 @@ BENIGN = [
     "/api/polls/?page=2&ordering=-created",
     "/blog/2024/01/union-select-committee/",
     "/static/app.js?v=3f2a9c",
+    "/?id=5&q=%20x",  # "&id" is a parameter, not a command after a separator
+    "/posts/?page=2&id=3&s=%22x%22",
+    "/search/?q=%22cats%22+and+dogs+%3E+birds",
+    "/search/?q=best+of+2023%3B+update",
+    "/search/?q=top+(5)+--+great",
+    "/search/?q=food%3Bshopping",
+    "/search/?q=24%22+monitor+--+cheap",
+    "/?sort=id&dir=desc&q=%27",
 ]
 
 

@@ -24,14 +24,15 @@ _SEP = r"(?:\s|/\*.*?\*/|\(|#[^\n]*\n|--[^\n]*\n)+"  # what SQL accepts between 
 FAMILIES: dict[str, list[str]] = {
     "sqli": [
         rf"\bunion{_SEP}(?:all{_SEP}|distinct{_SEP})?select\b",
-        r"['\"`)]\s*(?:or|and|xor|\|\||&&)\s*\(?\s*['\"]?\w+['\"]?\s*(?:=|<|>|like\b|is\b)",  # ' or 1=1, " or "a"="a
+        r"['\"`)]\s*(?:or|and|xor|\|\||&&)\s*\(?\s*['\"]?\w+['\"]?\s*(?:=|like\b)",  # ' or 1=1, " or "a"="a
         r"\b(?:or|and)\s+\(?\s*(\d+)\s*=\s*\(?\s*\1\b",  # 1 or 1=1, and 2=2
-        r"['\"\d)]\s*;\s*(?:drop|delete|insert|update|truncate|shutdown|exec|declare)\s",  # stacked queries
+        r"['\"\d)]\s*;\s*(?:drop\s+(?:table|database)|delete\s+from|insert\s+into|update\s+\w+\s+set|truncate\s"
+        r"|shutdown\b|exec(?:ute)?\s+(?:xp_|sp_|master)|declare\s+@)",  # stacked queries
         r"\b(?:sleep|pg_sleep|benchmark)\s*\(\s*\d|\bwaitfor\s+delay\s+'",  # time-based blind
         r"\b(?:information_schema|sysobjects|pg_catalog|xp_cmdshell|mysql\.user)\b",
         r"\b(?:load_file|extractvalue|updatexml|group_concat|concat_ws)\s*\(|\binto\s+(?:out|dump)file\b",
         r"\(\s*select\s+[\w*@(]+.{0,60}\bfrom\b|\border\s+by\s+\d+\s*(?:--|#|/\*)",
-        r"\d\s*['\")]+\s*(?:--|#|/\*)",  # 1'-- closing a quoted number with a comment
+        r"\d['\"]\)*\s*(?:--|#|/\*)",  # 1'-- closing a quoted number with a comment
     ],
     "xss": [
         r"<\s*/?\s*(?:script|iframe|svg|object|embed|applet|meta|base|math|details|marquee|body|img|input|style|video"
@@ -52,8 +53,9 @@ FAMILIES: dict[str, list[str]] = {
         r"(?:^|[=&])\s*(?:https?|ftp)://[^&\s]+\?{1,2}$",  # a remote script, query cut with "?" (CRS 931)
     ],
     "shell": [
-        r"(?:[;|`&\n]|\$\(|\|\|)\s*(?:wget|curl|tftp|busybox|ncat?|bash|sh|chmod|cd\s+/|rm\s+-|cat\s+/|uname|id\b"
-        r"|whoami|ping\s+-|nslookup|echo\s+\S+\s*[|>]|python[23]?\s+-c|perl\s+-e|powershell)",
+        # a command after a shell separator (not "&": it separates parameters; "food;shopping" is no "; sh")
+        r"(?:[;|`]|\$\(|&&)\s*(?:(?:wget|curl|tftp|busybox|ncat?|bash|sh|chmod|uname|id|whoami|nslookup|powershell)\b"
+        r"|cd\s+/|rm\s+-|cat\s+/|ping\s+-|echo\s+\S+\s*[|>]|python[23]?\s+-c|perl\s+-e)",
         r"\b(?:wget|curl)\s+(?:-\S+\s+)*(?:https?|ftp)://|\bcd\s+/(?:tmp|var/run|dev/shm)\b|/bin/(?:ba|z|da)?sh\b",
         r"\bchmod\s+(?:\+x|[0-7]{3,4})\s|\brm\s+-rf\s|\$\{ifs\}|\$ifs\b",
         r"\b(?:cmd|exec|execute|command|shell|run|ping|system)=[^&]*(?:[;|`]|\$\(|&&)",
