@@ -3,7 +3,9 @@
 1. **client IP**: resolved once (``client_ip.py``) and stored as ``request.client_ip``;
 2. **block list**: an in-process set (``blocklist.py``), no query per request; a blocked address gets 403 JSON;
 3. **request log**: after the response, one tuple appended to the in-process buffer (``recorder.py``); the
-   tracking thread and the flusher do the rest. Blocked requests are logged too (the detector wants them).
+   tracking thread and the flusher do the rest. The path is logged without its query string unless that carries
+   an attack payload (SQL injection, ``../``, ``<script`` ...), as the detector reads web-server logs. Blocked
+   requests are logged too (the detector wants them).
 
 A view may tell the log what the request really was with :func:`log_as`: GraphQL answers every operation
 ``POST /graphql/ 200``, so its view records ``/graphql/mutation/vote`` with the status REST would have given
@@ -27,6 +29,7 @@ from django.utils.functional import SimpleLazyObject, empty
 
 from . import client_ip
 from .blocklist import BLOCKLIST
+from .detection.payloads import target_path
 from .models import RequestLog
 from .recorder import RECORDER
 from .stream import LIMITS
@@ -45,8 +48,13 @@ def log_as(request, *, path: str | None = None, status: int | None = None) -> No
 
 
 def _logged(request, response) -> tuple[str, int]:
+    """What the log records: ``log_as``'s path and status, else the request's path with its query string only when
+    that carries an attack payload (``detection.payloads.target_path``: what the detector keeps of a log line)."""
     path, status = getattr(request, LOG_AS, (None, None))
-    return path or request.path, status or response.status_code
+    if path is None:
+        query = request.META.get("QUERY_STRING", "")
+        path = target_path(f"{request.path}?{query}") if query else request.path
+    return path, status or response.status_code
 
 
 def _user_id(request) -> int | None:

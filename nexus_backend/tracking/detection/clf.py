@@ -1,0 +1,106 @@
+"""Apache/Nginx common and combined lines: the regular expressions, the caches of parsed timestamps and addresses,
+and the request line cut into method and path (``Record``: one parsed request, from any source)."""
+
+from __future__ import annotations
+
+import calendar
+import ipaddress
+import re
+from typing import NamedTuple
+
+from .payloads import target_path
+
+
+class Record(NamedTuple):
+    ts: float
+    ip: str
+    method: str
+    path: str
+    status: int
+    user_agent: str
+    referrer: str
+
+
+# A quoted field with backslash escapes, written as an unrolled loop (``"[^"\\]*(?:\\.[^"\\]*)*"``): the same language
+# as ``"(?:[^"\\]|\\.)*"`` but about 3.5x faster in ``re``, since runs of plain characters match in one step.
+_Q = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
+COMMON = re.compile(r"(\S+) \S+ \S+ \[([^\]]+)\] " + _Q + r" (\d{3}) (?:\d+|-)")
+COMBINED = re.compile(COMMON.pattern + r" " + _Q + r" " + _Q)
+_MONTHS = {m: i for i, m in enumerate(("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec").split(), 1)}
+_TIME = re.compile(r"(\d{2})/(\w{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$")
+
+
+class _Caches:
+    def __init__(self) -> None:
+        self.times: dict[str, float | None] = {}
+        self.minutes: dict[str, float] = {}  # "10/Oct/2000:13:55 -0700" -> epoch of that minute
+        self.ips: dict[str, str | None] = {}
+
+    def time(self, text: str) -> float | None:
+        value = self.times.get(text, -1.0)
+        if value != -1.0:
+            return value
+        # A busy log has a new second on almost every line but a new minute only every few thousand: the seconds
+        # are added to the minute, parsed once (the epoch is linear in them: what the full parse would give).
+        seconds = text[18:20]
+        if len(text) == 26 and text[17] == ":" and seconds.isdigit() and seconds.isascii():
+            base = self.minutes.get(text[:17] + text[20:])
+            if base is not None:
+                value = base + int(seconds)
+                if len(self.times) > 200_000:
+                    self.times.clear()
+                self.times[text] = value
+                return value
+        m = _TIME.match(text)
+        value = None
+        if m and m.group(2) in _MONTHS:
+            day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
+            try:
+                epoch = calendar.timegm((int(year), _MONTHS[mon], int(day), int(hh), int(mm), int(ss)))
+                offset = (int(oh) * 3600 + int(om) * 60) * (1 if sign == "+" else -1)
+                value = float(epoch - offset)
+            except (ValueError, OverflowError):
+                value = None
+            else:
+                if len(self.minutes) > 100_000:
+                    self.minutes.clear()
+                self.minutes[text[:17] + text[20:]] = value - int(ss)
+        if len(self.times) > 200_000:
+            self.times.clear()
+        self.times[text] = value
+        return value
+
+    def ip(self, text: str) -> str | None:
+        value = self.ips.get(text, "")
+        if value != "":
+            return value
+        try:
+            addr = ipaddress.ip_address(text)
+            if addr.version == 6 and addr.ipv4_mapped is not None:
+                addr = addr.ipv4_mapped
+            value = str(addr)
+        except ValueError:
+            value = None
+        if len(self.ips) > 500_000:
+            self.ips.clear()
+        self.ips[text] = value
+        return value
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    return text.replace('\\"', '"').replace("\\x22", '"').replace("\\\\", "\\")
+
+
+def _split_request(request: str) -> tuple[str, str]:
+    """``"GET /a?b=1 HTTP/1.1"`` -> ``("GET", "/a")`` (the query kept when it carries a payload: ``target_path``);
+    garbage (a TLS handshake sent to port 80) -> ``("", text)``."""
+    parts = request.split(" ")
+    if len(parts) == 3 and parts[0].isalpha() and parts[0].isupper():
+        method, target = parts[0], parts[1]
+    elif len(parts) == 2 and parts[0].isalpha() and parts[0].isupper():
+        method, target = parts[0], parts[1]
+    else:
+        return "", request[:2048]
+    return method[:16], target_path(target)

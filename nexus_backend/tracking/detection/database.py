@@ -1,0 +1,43 @@
+"""The hourly task's input: ``RequestLog`` rows of a window reduced by one ``GROUP BY`` and classified."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import connection, transaction
+
+from .aggregate import Aggregator
+from .parsers import no_gc
+from .rules import RuleSet
+
+WORK_MEM = "64MB"
+# date_part is float8 arithmetic where extract (PostgreSQL 14+) is numeric: the same values (a timestamp's
+# microseconds are exact in a float8 and each result is correctly rounded), ~15% less time for the whole statement
+# with grouping by the inet itself (host() then runs once per group, not per row).
+GROUPS_SQL = """
+SELECT (floor(date_part('epoch', timestamp) / %(w)s) * %(w)s)::bigint, host(ip_address), method, path, status_code,
+       user_agent, referrer, count(*), date_part('epoch', min(timestamp)), date_part('epoch', max(timestamp))
+FROM tracking_requestlog
+WHERE timestamp >= %(start)s AND timestamp < %(end)s AND ip_address IS NOT NULL
+GROUP BY 1, ip_address, 3, 4, 5, 6, 7
+"""
+
+
+def aggregate_request_log(*, start: datetime, end: datetime, rules: RuleSet) -> Aggregator:
+    """``RequestLog`` rows in ``[start, end)`` reduced by one ``GROUP BY`` and classified: no per-row work in SQL
+    beyond the scan, no per-IP query."""
+    aggregator = Aggregator(rules)
+    add = aggregator.add_group
+    # The epoch seconds come as float8, not numeric: psycopg turns numeric into Decimal, ~4x slower to read, and
+    # float8 holds the same double ``float(Decimal)`` would give. work_mem for this one statement lets the GROUP
+    # BY of a busy hour (100k rows) hash in memory instead of sorting through temporary files.
+    with transaction.atomic(), connection.cursor() as cur, no_gc():
+        cur.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+        cur.execute(GROUPS_SQL, {"w": rules.window_seconds, "start": start, "end": end})
+        while True:
+            rows = cur.fetchmany(20_000)
+            if not rows:
+                break
+            for w, ip, method, path, status, agent, referrer, n, first, last in rows:
+                add(w, ip, method, path, status, agent, referrer, n, first, last)
+    return aggregator

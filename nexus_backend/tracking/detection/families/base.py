@@ -1,0 +1,46 @@
+"""What every rule gets and returns: a ``Hit`` (score, reason, evidence) or ``None``, given the address's
+``IPStats``, its parameters from rules.yaml and a ``Context`` (the site profile, compiled patterns, what the
+detector derived from all the aggregates)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+from ..aggregate import SAMPLE, IPStats
+
+if TYPE_CHECKING:
+    from ..detector import _Derived
+    from ..site import Site
+
+
+class Hit(NamedTuple):
+    score: float
+    reason: str
+    evidence: dict
+
+
+@dataclass
+class Context:
+    """What a rule may look at besides the address's own ``IPStats``."""
+
+    key: tuple[int, str]
+    site: Site
+    compiled: dict
+    ranked: dict
+    derived: _Derived
+
+    @property
+    def login_paths(self) -> Callable[[str], object]:
+        return self.compiled["auth"].search
+
+    def sample(self, name: str, values: set[str]) -> list[str]:
+        return self.derived.sample(self.key, name, values)
+
+
+def requests_of(s: IPStats, *kinds: str) -> list[str]:
+    out: list[str] = []
+    for kind in kinds:
+        out += [x for x in s.examples.get(kind, ()) if x not in out]
+    return out[:SAMPLE]

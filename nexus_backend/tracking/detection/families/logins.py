@@ -1,0 +1,30 @@
+"""Password guessing: failed logins from one address, and a campaign of addresses failing once or twice each."""
+
+from __future__ import annotations
+
+from ..aggregate import IPStats
+from ..site import _only_failed_logins
+from .base import Context, Hit, requests_of
+
+
+def rule_auth_failures(s: IPStats, p: dict, c: Context) -> Hit | None:
+    if s.auth_failures < p["min_failures"] or s.auth_failures < p["min_failure_ratio"] * s.auth_attempts:
+        return None
+    return Hit(
+        p["score"],
+        f"{s.auth_failures} failed logins of {s.auth_attempts}",
+        {"failures": s.auth_failures, "attempts": s.auth_attempts, "requests": requests_of(s, "login_failure")},
+    )
+
+
+def rule_login_campaign(s: IPStats, p: dict, c: Context) -> Hit | None:
+    if not _only_failed_logins(s, p["max_other_requests"]):
+        return None
+    peers = c.site.failing_logins.get(c.key[0], 0)
+    if peers < p["min_addresses"]:
+        return None
+    return Hit(
+        p["score"],
+        f"{s.auth_failures} failed login(s), nothing else, like {peers - 1} other address(es) in this window",
+        {"failures": s.auth_failures, "addresses": peers, "requests": requests_of(s, "login_failure")},
+    )

@@ -1,0 +1,72 @@
+"""Spam: referrer spam, form and comment spam, trackback/pingback/comment signatures."""
+
+from __future__ import annotations
+
+from ..aggregate import SAMPLE, IPStats
+from .base import Context, Hit, requests_of
+
+
+def rule_referrer_spam(s: IPStats, p: dict, c: Context) -> Hit | None:
+    if not s.offsite:
+        return None
+    benign = c.compiled["benign_hosts"].search
+    own = c.site.own_hosts
+    offsite = {host: n for host, n in s.offsite.items() if host not in own and not benign(host)}
+    if not offsite:
+        return None
+    words = c.compiled["spam_words"].search
+    spammy = sorted(host for host in offsite if words(host))
+    if spammy:
+        return Hit(p["keyword_score"], f"a spam referrer ({spammy[0][:80]})", {"referrers": spammy[:SAMPLE]})
+    if c.site.has_assets and s.static:
+        return None  # a reader who followed a link loads the page's assets
+    host, n = max(offsite.items(), key=lambda kv: (kv[1], kv[0]))
+    if n < p["min_repeats"] or len(s.pages) > 3:
+        return None
+    pages = c.sample("pages", s.pages)
+    return Hit(
+        p["score"],
+        f"{n} requests for {', '.join(pages)} from the off-site referrer {host[:60]}, nothing else loaded",
+        {"referrers": [host], "repeats": n, "pages": pages},
+    )
+
+
+def rule_form_spam(s: IPStats, p: dict, c: Context) -> Hit | None:
+    """A form (a login form too) POSTed without GETting it, or at machine speed after the GET, with no asset
+    loaded. Medium when the client names itself a tool (curl, a script): a developer testing their own form."""
+    if not s.posts or s.static:
+        return None
+    logins = c.login_paths
+    fast = sorted(
+        path
+        for path, posted in s.posts.items()
+        if (path not in s.gets or posted - s.gets[path] < p["max_seconds"])
+        and (s.auth_failures or not logins(path))  # a blind login that succeeded guessed nothing
+    )
+    if not fast:
+        return None
+    blind = [path for path in fast if path not in s.gets]
+    how = "without loading the form" if blind else f"within {p['max_seconds']} s of loading the form"
+    tool = s.requests > s.browser + s.absent_agent
+    # A reader who loaded the page in an earlier window (its assets cached) posts without a GET here, but from a
+    # page of this site: a blind POST whose every referrer is this site is only medium evidence. Not for a login
+    # form: people submit those right after loading them, and brute-force tools send the form as referrer.
+    from_site = bool(blind) and len(blind) == len(fast) and "" not in s.post_ref_hosts and not s.auth_attempts
+    from_site = from_site and s.post_ref_hosts <= c.site.own_hosts
+    return Hit(
+        p["tool_score"] if tool or from_site else p["score"],
+        f"form POSTs {how}, no page asset loaded ({', '.join(fast[:3])})"
+        + (" by a tool" if tool else "")
+        + (" (referred by this site)" if from_site else ""),
+        {"forms": fast[:SAMPLE], "requests": requests_of(s, "form_post")},
+    )
+
+
+def rule_spam_signature(s: IPStats, p: dict, c: Context) -> Hit | None:
+    if not s.spam_signature or (c.site.has_assets and s.static):
+        return None
+    return Hit(
+        p["score"],
+        f"{s.spam_signature} trackback/pingback/comment POST(s) from a client that loaded no page",
+        {"requests": requests_of(s, "spam_signature")},
+    )
