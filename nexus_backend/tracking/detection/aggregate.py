@@ -333,7 +333,7 @@ class Aggregator:
         """Count identical requests first (one dict operation per record), then classify each group once."""
         counter = GroupCounter(self.window)
         n = counter.add(records)
-        counter.drain_into(self)
+        counter.drain_into(self.add_group)
         return n
 
     def merge(self, other: Aggregator) -> None:

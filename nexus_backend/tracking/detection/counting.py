@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
-from typing import TYPE_CHECKING
 
 from .clf import Record, _split_request, _unescape
-
-if TYPE_CHECKING:
-    from .aggregate import Aggregator
 
 
 @contextlib.contextmanager
@@ -102,8 +98,8 @@ class GroupCounter:
                     g[2] = ts
         return n
 
-    def drain_into(self, aggregator: Aggregator) -> None:
-        add = aggregator.add_group
+    def drain_into(self, add: Callable[..., None]) -> None:
+        """Hand every group to ``add`` (an ``Aggregator.add_group``) and start empty."""
         with no_gc():
             for (w, ip, method, path, status, agent, referrer), (n, first, last) in self.groups.items():
                 add(w, ip, method, path, status, agent, referrer, n, first, last)

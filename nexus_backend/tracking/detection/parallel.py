@@ -70,7 +70,7 @@ def _chunk(span: tuple[int, int]) -> tuple[dict, ParseStats]:
     counter = GroupCounter(rules.window_seconds)
     counter.groups = part.count_groups(rules.window_seconds)
     aggregator = Aggregator(rules)
-    counter.drain_into(aggregator)
+    counter.drain_into(aggregator.add_group)
     return aggregator.stats, part.stats
 
 

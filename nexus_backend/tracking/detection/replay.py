@@ -147,7 +147,7 @@ def replay_file(
         else:
             counter = GroupCounter(rules.window_seconds)
             counter.groups = reader.count_groups(rules.window_seconds, progress=bar.update if bar is not None else None)
-            counter.drain_into(aggregator)
+            counter.drain_into(aggregator.add_group)
     finally:
         if bar is not None:
             bar.close()
@@ -168,7 +168,7 @@ def aggregate_chunk(path: str, fmt: str, start: int, stop: int, rules_path: str 
     counter = GroupCounter(rules.window_seconds)
     counter.groups = reader.count_groups(rules.window_seconds, start=start, stop=stop)
     aggregator = Aggregator(rules)
-    counter.drain_into(aggregator)
+    counter.drain_into(aggregator.add_group)
     return {"aggregate": aggregator.to_json(), "stats": reader.stats.as_dict()}
 
 

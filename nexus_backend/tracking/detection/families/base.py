@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..aggregate import SAMPLE, IPStats
+from ..derived import Derived
 
 if TYPE_CHECKING:
-    from ..detector import _Derived
     from ..site import Site
 
 
@@ -29,7 +29,7 @@ class Context:
     site: Site
     compiled: dict
     ranked: dict
-    derived: _Derived
+    derived: Derived
 
     @property
     def login_paths(self) -> Callable[[str], object]:
