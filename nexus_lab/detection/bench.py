@@ -34,6 +34,7 @@ from nexus_backend.tracking.detection.replay import replay_file
 from nexus_backend.tracking.detection.rules import load_rules
 from nexus_backend.tracking.detection.services import detect_window
 from nexus_lab import traffic
+from nexus_lab.benchmark import TextTable
 from nexus_lab.detection import evaluate
 
 SCRATCH_START = datetime(2000, 1, 1, tzinfo=UTC)  # scratch rows live in [SCRATCH_START, SCRATCH_END)
@@ -312,8 +313,8 @@ def format_table(result: dict) -> str:
         ),
     ]
     widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    table = TextTable([(title, w, "<") for title, w in zip(rows[0], widths, strict=True)], indent="", sep="  ")
+    lines = [*table.head(), *(table.row(*row) for row in rows[1:])]
     lines.append(
         f"task runs: {', '.join(f'{s:.3f}' for s in t['runs_seconds'])} s; {t['addresses']:,} (window, address) "
         f"pairs, {t['flagged']} flagged; load {t['load_seconds']:.1f} s; scratch rows deleted: "
