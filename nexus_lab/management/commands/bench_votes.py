@@ -45,7 +45,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--scales", default=DEFAULT_SCALES, help=f"votes per scale (default {DEFAULT_SCALES})")
         parser.add_argument(
-            "--strategies", default=",".join(counting.STRATEGIES), help="comma-separated (default: all three)"
+            "--strategies",
+            default=",".join(counting.STRATEGIES),
+            help=f"comma-separated (default: all, {','.join(counting.STRATEGIES)})",
         )
         parser.add_argument("--repeats", type=int, default=200, help="reads per strategy per scale (default 200)")
         parser.add_argument("--write-votes", type=int, default=200, help="sequential votes per round (default 200)")
