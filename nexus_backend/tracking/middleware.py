@@ -10,7 +10,8 @@
 A view may tell the log what the request really was with :func:`log_as`: GraphQL answers every operation
 ``POST /graphql/ 200``, so its view records ``/graphql/mutation/vote`` with the status REST would have given
 (201, 400, 401, 404, 409, 429); the admin login records a failed attempt as 401 rather than its 200 form page.
-The detector then sees GraphQL votes and admin logins as it sees REST ones.
+The detector then sees GraphQL votes and admin logins as it sees REST ones. A failed login is recorded under the
+account it named (``log_as(..., user_id=...)``), so the detector can tell one account guessed from many addresses.
 
 ``NEXUS_REQUEST_LOGGING``: ``on`` (default), ``off``, or ``sync`` — the naive synchronous INSERT per request,
 kept only so that ``manage.py bench`` can show what it costs.
@@ -38,11 +39,15 @@ logger = logging.getLogger(__name__)
 
 BLOCKED_BODY = {"detail": "Requests from your address are blocked.", "code": "ip_blocked"}
 LOG_AS = "_nexus_log_as"  # (path, status) a view set with log_as(), recorded instead of the response's
+LOG_USER = "_nexus_log_user"  # the account a view set with log_as(), recorded instead of the authenticated user
 
 
-def log_as(request, *, path: str | None = None, status: int | None = None) -> None:
-    """Record ``request`` in the request log under ``path`` and/or ``status`` instead of the real ones."""
+def log_as(request, *, path: str | None = None, status: int | None = None, user_id: int | None = None) -> None:
+    """Record ``request`` in the request log under ``path`` and/or ``status`` instead of the real ones, and under
+    ``user_id`` (a login: the account it named) instead of the authenticated user."""
     django_request = getattr(request, "_request", request)
+    if user_id is not None:
+        setattr(django_request, LOG_USER, user_id)
     old_path, old_status = getattr(django_request, LOG_AS, (None, None))
     setattr(django_request, LOG_AS, (path or old_path, status or old_status))
 
@@ -58,7 +63,11 @@ def _logged(request, response) -> tuple[str, int]:
 
 
 def _user_id(request) -> int | None:
-    """The authenticated user's id, if something already resolved the user; never costs a query here."""
+    """The account ``log_as`` named, else the authenticated user's id if something already resolved the user;
+    never costs a query here."""
+    named = request.__dict__.get(LOG_USER)
+    if named is not None:
+        return named
     user = request.__dict__.get("user")
     if user is None:
         return None

@@ -18,9 +18,10 @@ from .networks import NetworkField
 class RequestLog(models.Model):
     """One HTTP request. Written in batches by the flusher (``COPY``), never by the request itself.
 
-    ``request_id`` is made by the web process when the request is recorded; it is unique, so a batch that is
-    delivered twice (a retry after a crash between the database commit and the acknowledgement) is inserted
-    once. ``user`` keeps the id even after the user is deleted: logs are history (no database constraint).
+        ``request_id`` is made by the web process when the request is recorded; it is unique, so a batch that is
+        delivered twice (a retry after a crash between the database commit and the acknowledgement) is inserted
+        once. ``user`` is the authenticated user or, for a failed login, the account it named (the detector's
+    ``account_campaign``); it keeps the id even after the user is deleted: logs are history (no database constraint).
     """
 
     request_id = models.UUIDField(unique=True, editable=False)

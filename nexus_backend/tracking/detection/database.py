@@ -21,6 +21,14 @@ FROM tracking_requestlog
 WHERE timestamp >= %(start)s AND timestamp < %(end)s AND ip_address IS NOT NULL
 GROUP BY 1, ip_address, 3, 4, 5, 6, 7
 """
+# Failed logins that named an account (the request log records it: ``accounts/api.py``). Few rows, found through the
+# timestamp index; the login paths are matched in Python with the rules' own patterns.
+ACCOUNT_FAILURES_SQL = """
+SELECT (floor(date_part('epoch', timestamp) / %(w)s) * %(w)s)::bigint, host(ip_address), path, user_id
+FROM tracking_requestlog
+WHERE timestamp >= %(start)s AND timestamp < %(end)s AND ip_address IS NOT NULL AND user_id IS NOT NULL
+  AND method = 'POST' AND status_code = ANY(%(statuses)s)
+"""
 
 
 def aggregate_request_log(*, start: datetime, end: datetime, rules: RuleSet) -> Aggregator:
@@ -41,3 +49,23 @@ def aggregate_request_log(*, start: datetime, end: datetime, rules: RuleSet) -> 
             for w, ip, method, path, status, agent, referrer, n, first, last in rows:
                 add(w, ip, method, path, status, agent, referrer, n, first, last)
     return aggregator
+
+
+def account_failures(*, start: datetime, end: datetime, aggregator: Aggregator) -> dict[tuple[int, str], tuple]:
+    """For each (window, address group) whose failed logins named an account: ``(addresses, account)``, the most
+    address groups that failed on one of those accounts in that window, and that account's id (rule
+    ``account_campaign``: one account guessed from many addresses). Empty where nothing names accounts."""
+    statuses = sorted(aggregator.rules.data["rules"]["auth_failures"]["statuses"])
+    on_account: dict[tuple[int, int], set[str]] = {}
+    with connection.cursor() as cur:
+        cur.execute(ACCOUNT_FAILURES_SQL, {"w": aggregator.rules.window_seconds, "start": start, "end": end,
+                                           "statuses": statuses})  # fmt: skip
+        for w, ip, path, account in cur.fetchall():
+            if aggregator.path_class(path).auth:
+                on_account.setdefault((w, account), set()).add(aggregator.group(ip))
+    out: dict[tuple[int, str], tuple] = {}
+    for (w, account), groups in sorted(on_account.items()):
+        for group in groups:
+            if len(groups) > out.get((w, group), (0,))[0]:
+                out[(w, group)] = (len(groups), account)
+    return out

@@ -13,15 +13,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .aggregate import Aggregator
-from .database import GROUPS_SQL, WORK_MEM, aggregate_request_log
+from .database import GROUPS_SQL, WORK_MEM, account_failures, aggregate_request_log
 from .derived import Derived, _iso, fcrdns
 from .families import RULES, Context, Hit
 from .parsers import no_gc
 from .rules import RuleSet
 from .site import Site, learn_site
 
-__all__ = ["GROUPS_SQL", "RULES", "WORK_MEM", "Context", "Finding", "Hit", "Site", "aggregate_request_log", "by_ip",
-           "fcrdns", "flagged_ips", "judge", "learn_site"]  # fmt: skip
+__all__ = ["GROUPS_SQL", "RULES", "WORK_MEM", "Context", "Finding", "Hit", "Site", "account_failures",
+           "aggregate_request_log", "by_ip", "fcrdns", "flagged_ips", "judge", "learn_site"]  # fmt: skip
 
 
 @dataclass
@@ -56,11 +56,15 @@ class Finding:
         }
 
 
-def judge(aggregator: Aggregator, rules: RuleSet, *, served_families: Iterable[str] = ()) -> list[Finding]:
+def judge(
+    aggregator: Aggregator, rules: RuleSet, *, served_families: Iterable[str] = (), accounts: dict | None = None
+) -> list[Finding]:
     """Apply ``rules`` to every (window, address) of ``aggregator`` (made with rules of the same fingerprint).
 
     ``served_families``: probe families the site is known to serve besides what the traffic shows (the hourly task
-    passes those its URL configuration answers)."""
+    passes those its URL configuration answers). ``accounts``: failed logins per target account
+    (``database.account_failures``; the hourly task's request log names the account a login tried, a web
+    server's log does not)."""
     if aggregator.fingerprint != rules.fingerprint:
         raise ValueError("these aggregates were classified with other path/agent patterns: aggregate again")
     r = rules.data["rules"]
@@ -73,14 +77,14 @@ def judge(aggregator: Aggregator, rules: RuleSet, *, served_families: Iterable[s
     site = learn_site(aggregator, rules, served_families)
     ranked = derived.ranked_actions()[1] if rules.enabled("fingerprint_burst") else {}
     with no_gc():  # many small objects, none in a cycle: see parsers.no_gc
-        return _judge(aggregator, rules, table, skip, site, ranked, derived)
+        return _judge(aggregator, rules, table, skip, site, ranked, derived, accounts or {})
 
 
-def _judge(aggregator, rules, table, skip, site, ranked, derived) -> list[Finding]:
+def _judge(aggregator, rules, table, skip, site, ranked, derived, accounts) -> list[Finding]:
     findings = []
     r = rules.data["rules"]
     window, threshold, compiled = rules.window_seconds, rules.threshold, rules.compiled
-    ctx = Context((0, ""), site, compiled, ranked, derived)
+    ctx = Context((0, ""), site, compiled, ranked, derived, accounts)
     for key, s in aggregator.stats.items():
         w, ip = key
         if ip in skip:

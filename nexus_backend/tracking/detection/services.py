@@ -18,7 +18,7 @@ from nexus_backend.core.exceptions import DomainError
 
 from ..models import BlockedIP
 from .aggregate import Aggregator
-from .detector import Finding, aggregate_request_log, judge
+from .detector import Finding, account_failures, aggregate_request_log, judge
 from .rules import RuleSet, load_rules
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,10 @@ def detect_window(
     if start is None or end is None:
         start, end = last_window(now=end, window_seconds=rules.window_seconds)
     aggregator = aggregate_request_log(start=start, end=end, rules=rules)
-    findings = judge(aggregator, rules, served_families=served_families(aggregator=aggregator))
+    accounts = {}
+    if rules.enabled("account_campaign"):
+        accounts = account_failures(start=start, end=end, aggregator=aggregator)
+    findings = judge(aggregator, rules, served_families=served_families(aggregator=aggregator), accounts=accounts)
     written = suspicious_ip_upsert(findings=findings)
     if auto_block is None:
         auto_block = settings.NEXUS_DETECTION_AUTO_BLOCK

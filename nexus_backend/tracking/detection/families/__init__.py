@@ -11,7 +11,7 @@ from .agents import rule_agent_rotation, rule_bad_user_agent, rule_fake_browser,
 from .api_abuse import rule_blind_signup, rule_vote_campaign, rule_vote_farm, rule_vote_replay
 from .base import Context, Hit, requests_of
 from .crawling import rule_fingerprint_burst, rule_page_walk, rule_scraper, rule_volume
-from .logins import rule_auth_failures, rule_login_campaign
+from .logins import rule_account_campaign, rule_auth_failures, rule_login_campaign
 from .probes import rule_bad_request, rule_cms_probe, rule_not_found_probe, rule_payload, rule_sensitive_paths
 from .spam import rule_form_spam, rule_referrer_spam, rule_spam_signature
 
@@ -26,6 +26,7 @@ RULES: dict[str, Callable[[IPStats, dict, Context], Hit | None]] = {
     "not_found_probe": rule_not_found_probe,
     "auth_failures": rule_auth_failures,
     "login_campaign": rule_login_campaign,
+    "account_campaign": rule_account_campaign,
     "bad_user_agent": rule_bad_user_agent,
     "obsolete_agent": rule_obsolete_agent,
     "fake_browser": rule_fake_browser,

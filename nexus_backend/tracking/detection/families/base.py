@@ -5,7 +5,7 @@ detector derived from all the aggregates)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..aggregate import SAMPLE, IPStats
@@ -30,6 +30,9 @@ class Context:
     compiled: dict
     ranked: dict
     derived: Derived
+    # (window, address) -> (addresses, account): the most addresses that failed logins on one account this address
+    # also failed on (database.account_failures; only where the log names the account a login tried)
+    accounts: dict = field(default_factory=dict)
 
     @property
     def login_paths(self) -> Callable[[str], object]:

@@ -1,4 +1,5 @@
-"""Password guessing: failed logins from one address, and a campaign of addresses failing once or twice each."""
+"""Password guessing: failed logins from one address, a campaign of addresses failing once or twice each, and one
+account guessed from many addresses."""
 
 from __future__ import annotations
 
@@ -27,4 +28,15 @@ def rule_login_campaign(s: IPStats, p: dict, c: Context) -> Hit | None:
         p["score"],
         f"{s.auth_failures} failed login(s), nothing else, like {peers - 1} other address(es) in this window",
         {"failures": s.auth_failures, "addresses": peers, "requests": requests_of(s, "login_failure")},
+    )
+
+
+def rule_account_campaign(s: IPStats, p: dict, c: Context) -> Hit | None:
+    addresses, account = c.accounts.get(c.key, (0, None))
+    if addresses < p["min_addresses"] or s.auth_failures < s.auth_attempts:  # one that logged in is the owner
+        return None
+    return Hit(
+        p["score"],
+        f"{s.auth_failures} failed login(s), on an account that {addresses - 1} other address(es) failed on too",
+        {"account": account, "addresses": addresses, "requests": requests_of(s, "login_failure")},
     )
