@@ -96,6 +96,13 @@ def _in_networks(ip: str, networks) -> bool:
     return any(address in network for network in networks)
 
 
+def from_trusted_proxy(peer: str, trusted_proxies: int, trusted_networks=()) -> bool:
+    """Whether ``peer`` (a normalised address) is a proxy trusted to write ``X-Forwarded-*`` headers: a loopback
+    peer when ``NEXUS_TRUSTED_PROXIES`` > 0, or a peer inside ``NEXUS_TRUSTED_PROXY_NETWORKS``."""
+    local = trusted_proxies > 0 and _is_loopback(peer)
+    return local or bool(trusted_networks and _in_networks(peer, trusted_networks))
+
+
 def resolve(meta: dict, trusted_proxies: int, trusted_networks=()) -> str | None:
     """The client address for a WSGI ``META`` dict.
 
@@ -108,7 +115,7 @@ def resolve(meta: dict, trusted_proxies: int, trusted_networks=()) -> str | None
     if remote is None:
         return None
     local_proxy = trusted_proxies > 0 and _is_loopback(remote)
-    if not local_proxy and not (trusted_networks and _in_networks(remote, trusted_networks)):
+    if not from_trusted_proxy(remote, trusted_proxies, trusted_networks):
         if not trusted_proxies and not trusted_networks and meta.get("HTTP_X_FORWARDED_FOR"):
             _warn_if_proxied(remote)
         return remote

@@ -7,6 +7,9 @@
    an attack payload (SQL injection, ``../``, ``<script`` ...), as the detector reads web-server logs. Blocked
    requests are logged too (the detector wants them).
 
+It also drops ``SECURE_PROXY_SSL_HEADER`` (``X-Forwarded-Proto``) from a peer that is not a trusted proxy, so a
+client reaching the app directly cannot claim HTTPS.
+
 A view may tell the log what the request really was with :func:`log_as`: GraphQL answers every operation
 ``POST /graphql/ 200``, so its view records ``/graphql/mutation/vote`` with the status REST would have given
 (201, 400, 401, 404, 409, 429); the admin login records a failed attempt as 401 rather than its 200 form page.
@@ -78,6 +81,15 @@ def _user_id(request) -> int | None:
     return user.pk if getattr(user, "is_authenticated", False) else None
 
 
+def _drop_unless_from_trusted_proxy(meta: dict, key: str) -> None:
+    """Only a trusted proxy may say that the request came over HTTPS (``SECURE_PROXY_SSL_HEADER``): from any other
+    peer the header is dropped before Django's ``request.is_secure()`` reads it."""
+    peer = client_ip.normalize_ip(meta.get("REMOTE_ADDR"))
+    trusted = settings.NEXUS_TRUSTED_PROXIES, settings.NEXUS_TRUSTED_PROXY_NETWORKS
+    if peer is None or not client_ip.from_trusted_proxy(peer, *trusted):
+        del meta[key]
+
+
 class RequestTrackingMiddleware:
     sync_capable = True
     async_capable = False
@@ -90,6 +102,9 @@ class RequestTrackingMiddleware:
         start = time.perf_counter()
         ip = client_ip.resolve(request.META, settings.NEXUS_TRUSTED_PROXIES, settings.NEXUS_TRUSTED_PROXY_NETWORKS)
         request.client_ip = ip
+        ssl_header = settings.SECURE_PROXY_SSL_HEADER
+        if ssl_header and ssl_header[0] in request.META:
+            _drop_unless_from_trusted_proxy(request.META, ssl_header[0])
 
         if not RECORDER.running:
             RECORDER.start()  # the tracking thread also polls the block list's version

@@ -144,3 +144,27 @@ def test_ports_and_mapped_addresses_resolve_to_one_spelling():
 )
 def test_address_group_keys_ipv6_by_its_64(ip, group):
     assert address_group(ip) == group
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("peer", "networks", "believed"),
+    [
+        ("127.0.0.1", [], True),  # the proxy on this machine (NEXUS_TRUSTED_PROXIES=1)
+        (CLIENT, [], False),  # a client reaching the app directly
+        (LB1, LB_NETWORKS, True),  # a load balancer in NEXUS_TRUSTED_PROXY_NETWORKS
+        (CLIENT, LB_NETWORKS, False),
+    ],
+)
+def test_only_a_trusted_proxy_can_say_a_request_came_over_https(settings, peer, networks, believed):
+    """Django believes SECURE_PROXY_SSL_HEADER from whoever sends it; the tracking middleware drops it from a peer
+    that is not a trusted proxy, so a direct client cannot dodge the HTTPS redirect or pass as secure."""
+    from django.test import Client
+
+    settings.NEXUS_TRUSTED_PROXIES, settings.NEXUS_TRUSTED_PROXY_NETWORKS = 1, networks
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    claims_https = Client().get("/api/polls/", REMOTE_ADDR=peer, HTTP_X_FORWARDED_PROTO="https")
+    assert claims_https.status_code == (200 if believed else 301)
+    plain = Client().get("/api/polls/", REMOTE_ADDR=peer)
+    assert plain.status_code == 301 and plain["Location"].startswith("https://")
