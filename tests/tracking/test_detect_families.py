@@ -121,6 +121,11 @@ ATTACKS = [
     ], "203.0.113.51", {"form_spam"}),
     ("form spam that never loads the form", [line("203.0.113.52", "POST /posts/hello-world/comment HTTP/1.1", 302)],
      "203.0.113.52", {"form_spam"}),
+    ("comment spam: GET a post, POST to its comment URL 2 s later with the post as referrer, no asset", [
+        line("203.0.113.56", "GET /posts/second/ HTTP/1.1", second=200),
+        line("203.0.113.56", "POST /posts/second/comment HTTP/1.1", 302, referrer=f"{SITE}/posts/second/",
+             second=202),
+    ], "203.0.113.56", {"form_spam"}),
     ("a blind login POST (a brute-force script)", [line("203.0.113.55", "POST /wp-login.php HTTP/1.1", 200)],
      "203.0.113.55", {"cms_probe"}),
     ("referrer spam: a spam word in the referring host", [line("203.0.113.53", "GET / HTTP/1.1",
@@ -298,6 +303,13 @@ def _comment_after_an_hour():
                  agent=SAFARI)]  # fmt: skip
 
 
+def _comment_from_the_cache():
+    # a returning reader: the post comes again (its assets cached, none requested), a comment two minutes later
+    return [line("203.0.114.14", "GET /posts/second/ HTTP/2.0", 304, referrer=f"{SITE}/", agent=FIREFOX, second=600),
+            line("203.0.114.14", "POST /posts/second/comment HTTP/2.0", 302, referrer=f"{SITE}/posts/second/",
+                 agent=FIREFOX, second=720)]  # fmt: skip
+
+
 def _login_across_the_hour():
     # the login page was loaded at 09:59; the POST (a success: redirected) lands in the 10:00 window
     return [line("203.0.114.11", "POST /login/ HTTP/2.0", 302, referrer=f"{SITE}/login/", agent=FIREFOX)]
@@ -342,6 +354,11 @@ BENIGN = [
     ("a reader following a small blog's link", _reader_from_a_link, "203.0.114.8"),
     ("one page typed into the address bar", _typing_a_url, "203.0.114.9"),
     ("a comment on a page read an hour earlier", _comment_after_an_hour, "203.0.114.10"),
+    (
+        "a returning reader's comment, two minutes after the page (assets cached)",
+        _comment_from_the_cache,
+        "203.0.114.14",
+    ),
     ("a login whose form was loaded in the previous window", _login_across_the_hour, "203.0.114.11"),
     ("a carrier NAT: typos between successful logins", _carrier_nat_logins, "203.0.114.12"),
     ("searches with quotes, SQL and shell words, URLs in parameters", _searches_with_quotes, "203.0.114.13"),
