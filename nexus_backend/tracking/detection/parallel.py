@@ -14,12 +14,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .aggregate import Aggregator, GroupCounter
+from .aggregate import Aggregator
 from .parsers import MAX_EXAMPLES, LogReader, ParseStats, no_gc
 from .rules import RuleSet
 
 MIN_BYTES = 32 << 20  # below, one process is as fast (forking and merging cost ~0.2 s)
 MAX_PROCESSES = 8
+MIN_SPLIT = 20_000  # (window, address) pairs: below, judging in one process is as fast as forking for it
 
 _JOB: dict = {}  # what the forked children read: the reader and the rules (never pickled)
 
@@ -67,10 +68,8 @@ def _chunk(span: tuple[int, int]) -> tuple[dict, ParseStats]:
     part.__dict__.update(reader.__dict__)
     part.stats = ParseStats()
     part._open = lambda: text
-    counter = GroupCounter(rules.window_seconds)
-    counter.groups = part.count_groups(rules.window_seconds)
     aggregator = Aggregator(rules)
-    counter.drain_into(aggregator.add_group)
+    part.add_groups(rules.window_seconds, aggregator.add_group)
     return aggregator.stats, part.stats
 
 
@@ -107,3 +106,23 @@ def aggregate_parallel(
         if progress is not None:
             progress(part.lines)
     return aggregator
+
+
+def _call(part: int):
+    return _JOB["split"](part)
+
+
+def split(fn: Callable[[int], list], parts: int) -> list[list]:
+    """``[fn(0), fn(1), ...]``: ``fn(0)`` in this process while each other part runs in a forked child (which reads
+    what ``fn`` needs from the parent's memory and sends back only its result). So the judge of a big aggregate
+    uses the cores the aggregation used, and what this process memoises while judging is kept for the next time."""
+    if parts <= 1:
+        return [fn(0)]
+    _JOB["split"] = fn
+    try:
+        with multiprocessing.get_context("fork").Pool(parts - 1) as pool, no_gc():
+            pending = pool.map_async(_call, range(1, parts))
+            first = fn(0)
+            return [first, *pending.get()]
+    finally:
+        _JOB.pop("split", None)

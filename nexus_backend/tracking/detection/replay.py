@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
-from .aggregate import Aggregator, GroupCounter
+from .aggregate import Aggregator
 from .detector import Finding, _iso, by_ip, judge
 from .parallel import aggregate_parallel, processes_for
 from .parsers import ParseStats, Record, format_jsonl, no_gc, open_log
@@ -40,6 +40,7 @@ class ReplayResult:
     seconds: float
     chunks: int = 1
     verdicts: dict[str, Finding] = field(default_factory=dict)
+    processes: int = 1  # forked for the aggregation, and so for the judge (``rejudge`` too)
 
     def __post_init__(self) -> None:
         self.verdicts = by_ip(self.findings)
@@ -96,7 +97,7 @@ class ReplayResult:
 
     def rejudge(self, rules: RuleSet) -> dict[str, Finding]:
         """Flagged addresses under other parameters (same patterns: no need to read the file again)."""
-        return {ip: f for ip, f in by_ip(judge(self.aggregator, rules)).items() if f.flagged}
+        return {ip: f for ip, f in by_ip(judge(self.aggregator, rules, processes=self.processes)).items() if f.flagged}
 
     def summary(self) -> str:
         s = self.stats
@@ -145,16 +146,23 @@ def replay_file(
         if workers > 1:
             aggregator = aggregate_parallel(reader, rules, workers, bar.update if bar is not None else None)
         else:
-            counter = GroupCounter(rules.window_seconds)
-            counter.groups = reader.count_groups(rules.window_seconds, progress=bar.update if bar is not None else None)
-            counter.drain_into(aggregator.add_group)
+            reader.add_groups(
+                rules.window_seconds, aggregator.add_group, progress=bar.update if bar is not None else None
+            )
     finally:
         if bar is not None:
             bar.close()
     with no_gc():  # the verdicts are many small objects and no cycle (see parsers.no_gc)
-        findings = judge(aggregator, rules)
+        findings = judge(aggregator, rules, processes=workers)
         return ReplayResult(
-            str(path), reader.format, reader.stats, rules, aggregator, findings, time.perf_counter() - started
+            str(path),
+            reader.format,
+            reader.stats,
+            rules,
+            aggregator,
+            findings,
+            time.perf_counter() - started,
+            processes=workers,
         )
 
 
@@ -165,10 +173,8 @@ def aggregate_chunk(path: str, fmt: str, start: int, stop: int, rules_path: str 
     """The partial aggregate of lines [start, stop) of ``path`` as JSON (what a Celery worker returns)."""
     rules = load_rules(rules_path)
     reader = open_log(path, fmt)
-    counter = GroupCounter(rules.window_seconds)
-    counter.groups = reader.count_groups(rules.window_seconds, start=start, stop=stop)
     aggregator = Aggregator(rules)
-    counter.drain_into(aggregator.add_group)
+    reader.add_groups(rules.window_seconds, aggregator.add_group, start=start, stop=stop)
     return {"aggregate": aggregator.to_json(), "stats": reader.stats.as_dict()}
 
 
