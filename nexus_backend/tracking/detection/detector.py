@@ -12,7 +12,6 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from . import parallel
 from .aggregate import Aggregator
 from .database import GROUPS_SQL, WORK_MEM, aggregate_request_log
 from .derived import Derived, _iso, fcrdns
@@ -57,16 +56,11 @@ class Finding:
         }
 
 
-def judge(
-    aggregator: Aggregator, rules: RuleSet, *, served_families: Iterable[str] = (), processes: int = 1
-) -> list[Finding]:
+def judge(aggregator: Aggregator, rules: RuleSet, *, served_families: Iterable[str] = ()) -> list[Finding]:
     """Apply ``rules`` to every (window, address) of ``aggregator`` (made with rules of the same fingerprint).
 
     ``served_families``: probe families the site is known to serve besides what the traffic shows (the hourly task
-    passes those its URL configuration answers). ``processes`` > 1 (a replay that forked for its aggregation): the
-    (window, address) pairs are judged in that many parts, all but one in forked children (``parallel.split``),
-    when there are at least ``parallel.MIN_SPLIT`` of them; each pair is judged alone against what was derived from
-    all of them (the site, shared actions, whitelists), so the findings are the same."""
+    passes those its URL configuration answers)."""
     if aggregator.fingerprint != rules.fingerprint:
         raise ValueError("these aggregates were classified with other path/agent patterns: aggregate again")
     r = rules.data["rules"]
@@ -78,26 +72,16 @@ def judge(
     )
     site = learn_site(aggregator, rules, served_families)
     ranked = derived.ranked_actions()[1] if rules.enabled("fingerprint_burst") else {}
-    items = list(aggregator.stats.items())
-    parts = processes if processes > 1 and len(items) >= parallel.MIN_SPLIT else 1
     with no_gc():  # many small objects, none in a cycle: see parsers.no_gc
-        findings = [
-            f
-            for part in parallel.split(
-                lambda i: _judge(items[i::parts], rules, table, skip, site, ranked, derived), parts
-            )
-            for f in part
-        ]
-    findings.sort(key=lambda f: (-f.score, f.ip, f.window_start))
-    return findings
+        return _judge(aggregator, rules, table, skip, site, ranked, derived)
 
 
-def _judge(items, rules, table, skip, site, ranked, derived) -> list[Finding]:
+def _judge(aggregator, rules, table, skip, site, ranked, derived) -> list[Finding]:
     findings = []
     r = rules.data["rules"]
     window, threshold, compiled = rules.window_seconds, rules.threshold, rules.compiled
     ctx = Context((0, ""), site, compiled, ranked, derived)
-    for key, s in items:
+    for key, s in aggregator.stats.items():
         w, ip = key
         if ip in skip:
             continue
@@ -133,6 +117,7 @@ def _judge(items, rules, table, skip, site, ranked, derived) -> list[Finding]:
                 scores={name: h.score for name, h in hits},
             )
         )
+    findings.sort(key=lambda f: (-f.score, f.ip, f.window_start))
     return findings
 
 

@@ -1,5 +1,6 @@
 """Replay on several cores: a plain log file cut into byte ranges at line starts, each range parsed, counted and
-classified in a forked process, the per-address aggregates merged (counts add, sets unite: exactly what one process
+classified in a process of its own (the first in the caller's, the others forked: ``split``), the per-address
+aggregates merged (counts add, sets unite: exactly what one process
 makes, as ``replay_distributed`` relies on too) and judged once by the caller.
 
 Used by ``replay.replay_file`` for plain (not gzip) files of at least ``MIN_BYTES`` when more than one core is
@@ -20,7 +21,6 @@ from .rules import RuleSet
 
 MIN_BYTES = 32 << 20  # below, one process is as fast (forking and merging cost ~0.2 s)
 MAX_PROCESSES = 8
-MIN_SPLIT = 20_000  # (window, address) pairs: below, judging in one process is as fast as forking for it
 
 _JOB: dict = {}  # what the forked children read: the reader and the rules (never pickled)
 
@@ -81,10 +81,11 @@ def aggregate_parallel(
     spans = cuts(reader.path, processes)
     _JOB.update(reader=reader, rules=rules)
     try:
-        # the collector paused while the aggregates are unpickled (millions of small containers, no cycle): with
-        # it on, unpickling costs 5x as much (see parsers.no_gc)
-        with multiprocessing.get_context("fork").Pool(len(spans)) as pool, no_gc():
-            parts = pool.map(_chunk, spans)
+        # the first range in this process, the others in forked children (split): only theirs are pickled; the
+        # collector paused while they are unpickled (millions of small containers, no cycle): with it on,
+        # unpickling costs 5x as much (see parsers.no_gc)
+        with no_gc():
+            parts = split(lambda i: _chunk(spans[i]), len(spans))
     finally:
         _JOB.clear()
     aggregator = Aggregator(rules)
@@ -114,8 +115,8 @@ def _call(part: int):
 
 def split(fn: Callable[[int], list], parts: int) -> list[list]:
     """``[fn(0), fn(1), ...]``: ``fn(0)`` in this process while each other part runs in a forked child (which reads
-    what ``fn`` needs from the parent's memory and sends back only its result). So the judge of a big aggregate
-    uses the cores the aggregation used, and what this process memoises while judging is kept for the next time."""
+    what ``fn`` needs from the parent's memory and sends back only its result): one part fewer to pickle and
+    unpickle than with a child for every part, and this process is not left waiting."""
     if parts <= 1:
         return [fn(0)]
     _JOB["split"] = fn

@@ -40,7 +40,6 @@ class ReplayResult:
     seconds: float
     chunks: int = 1
     verdicts: dict[str, Finding] = field(default_factory=dict)
-    processes: int = 1  # forked for the aggregation, and so for the judge (``rejudge`` too)
 
     def __post_init__(self) -> None:
         self.verdicts = by_ip(self.findings)
@@ -97,7 +96,7 @@ class ReplayResult:
 
     def rejudge(self, rules: RuleSet) -> dict[str, Finding]:
         """Flagged addresses under other parameters (same patterns: no need to read the file again)."""
-        return {ip: f for ip, f in by_ip(judge(self.aggregator, rules, processes=self.processes)).items() if f.flagged}
+        return {ip: f for ip, f in by_ip(judge(self.aggregator, rules)).items() if f.flagged}
 
     def summary(self) -> str:
         s = self.stats
@@ -153,16 +152,9 @@ def replay_file(
         if bar is not None:
             bar.close()
     with no_gc():  # the verdicts are many small objects and no cycle (see parsers.no_gc)
-        findings = judge(aggregator, rules, processes=workers)
+        findings = judge(aggregator, rules)
         return ReplayResult(
-            str(path),
-            reader.format,
-            reader.stats,
-            rules,
-            aggregator,
-            findings,
-            time.perf_counter() - started,
-            processes=workers,
+            str(path), reader.format, reader.stats, rules, aggregator, findings, time.perf_counter() - started
         )
 
 
