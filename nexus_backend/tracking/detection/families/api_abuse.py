@@ -128,9 +128,13 @@ def rule_vote_campaign(s: IPStats, p: dict, c: Context) -> Hit | None:
 def _vote_campaigns(p: dict, c: Context) -> dict:
     """``ip -> paths`` where that address is one of a campaign's blind voters, and ``_counts: path -> (blind,
     voters)``; computed once per aggregate and parameters."""
+    out = c.scratch.get("vote_campaign")  # the same parameters and site for every address of one judge
+    if out is not None:
+        return out
     key = ("vote_campaign", repr(sorted(p.items())), c.site.has_assets)
     out = c.derived.memo.get(key)
     if out is not None:
+        c.scratch["vote_campaign"] = out
         return out
     voters: dict[str, set[str]] = {}
     blind: dict[str, set[str]] = {}
@@ -150,5 +154,5 @@ def _vote_campaigns(p: dict, c: Context) -> dict:
             out["_counts"][path] = (len(ips), len(voters[path]))
             for ip in ips:
                 out.setdefault(ip, set()).add(path)
-    c.derived.memo[key] = out
+    c.derived.memo[key] = c.scratch["vote_campaign"] = out
     return out

@@ -5,7 +5,7 @@ detector derived from all the aggregates)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..aggregate import SAMPLE, IPStats
@@ -30,6 +30,9 @@ class Context:
     compiled: dict
     ranked: dict
     derived: Derived
+    # what a rule computes once per judge rather than once per address (the parameters, the site and the
+    # patterns do not change during one judge): its keys start with the rule's name
+    scratch: dict = field(default_factory=dict)
 
     @property
     def login_paths(self) -> Callable[[str], object]:
