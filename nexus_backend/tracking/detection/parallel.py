@@ -14,6 +14,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from .aggregate import Aggregator
 from .parsers import MAX_EXAMPLES, LogReader, ParseStats, no_gc
@@ -21,6 +22,8 @@ from .rules import RuleSet
 
 MIN_BYTES = 32 << 20  # below, one process is as fast (forking and merging cost ~0.2 s)
 MAX_PROCESSES = 8
+
+T = TypeVar("T")
 
 _JOB: dict = {}  # what the forked children read: the reader and the rules (never pickled)
 
@@ -113,7 +116,7 @@ def _call(part: int):
     return _JOB["split"](part)
 
 
-def split(fn: Callable[[int], list], parts: int) -> list[list]:
+def split(fn: Callable[[int], T], parts: int) -> list[T]:
     """``[fn(0), fn(1), ...]``: ``fn(0)`` in this process while each other part runs in a forked child (which reads
     what ``fn`` needs from the parent's memory and sends back only its result): one part fewer to pickle and
     unpickle than with a child for every part, and this process is not left waiting."""

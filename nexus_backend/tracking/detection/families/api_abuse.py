@@ -23,11 +23,12 @@ def _outcomes(s: IPStats, patterns: list[str], c: Context) -> dict[str, dict[int
     cache = c.scratch.get(("outcomes", id(patterns)))  # the parameters and the IPStats live as long as the judge
     if cache is None:
         cache = c.scratch[("outcomes", id(patterns))] = {}
-    out = cache.get(id(s))
-    if out is not None:
-        return out
+    found = cache.get(id(s))
+    if found is not None:
+        return found
     match = _pattern(tuple(patterns))
-    out = cache[id(s)] = {}
+    out: dict[str, dict[int, int]] = {}
+    cache[id(s)] = out
     for key, n in s.outcomes.items():
         path, _, status = key.rpartition(" ")
         if match(path):
