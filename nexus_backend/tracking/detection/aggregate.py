@@ -17,6 +17,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from ..client_ip import address_group
+from .clf import canonical_ipv4
 from .counting import GroupCounter
 from .ipstats import SAMPLE, IPStats
 from .parsers import Record
@@ -98,8 +99,8 @@ class Aggregator:
         if caches is None:
             if len(_CACHES) >= 4:
                 _CACHES.clear()
-            caches = _CACHES[self.fingerprint] = ({}, {}, {}, {}, {}, {})
-        self._paths, self._requests, self._agents, self._hosts, self._groups, self._klass = caches
+            caches = _CACHES[self.fingerprint] = ({}, {}, {}, {}, {}, {}, {})
+        self._paths, self._requests, self._agents, self._hosts, self._groups, self._klass, self._targets = caches
         self._memo: dict | None = None
 
     def memo(self) -> dict:
@@ -150,7 +151,9 @@ class Aggregator:
     def group(self, ip: str) -> str:
         """The address group detection keys on (``client_ip.address_group``: IPv6 by its /64)."""
         key = self._groups.get(ip)
-        return key if key is not None else _remember(self._groups, ip, address_group(ip) or ip)
+        if key is None:
+            key = _remember(self._groups, ip, ip if canonical_ipv4(ip) else address_group(ip) or ip)
+        return key
 
     def host(self, referrer: str) -> str:
         host = self._hosts.get(referrer)
@@ -194,8 +197,9 @@ class Aggregator:
         last: float,
     ) -> None:
         self._memo = None
-        if "?" in path:  # a record made in memory (a log's go through target_path when parsed)
-            path = target_path(path)
+        if "?" in path:  # a payload kept by target_path (RequestLog, a parsed log), or a record made in memory
+            target = self._targets.get(path)
+            path = target if target is not None else _remember(self._targets, path, target_path(path))
         group = self._groups.get(ip)
         if group is None:
             group = self.group(ip)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import ipaddress
 import re
+import socket
 from typing import NamedTuple
 
 from .payloads import target_path
@@ -28,6 +29,15 @@ COMMON = re.compile(r"(\S+) \S+ \S+ \[([^\]]+)\] " + _Q + r" (\d{3}) (?:\d+|-)")
 COMBINED = re.compile(COMMON.pattern + r" " + _Q + r" " + _Q)
 _MONTHS = {m: i for i, m in enumerate(("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec").split(), 1)}
 _TIME = re.compile(r"(\d{2})/(\w{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$")
+
+
+def canonical_ipv4(text: str) -> bool:
+    """``text`` is an IPv4 address written as ``ipaddress`` writes it (four decimal numbers, no leading zero): then
+    it is its own normalised form and its own address group, with no ``ipaddress`` object made (~5 us each)."""
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text)) == text
+    except (OSError, ValueError):
+        return False
 
 
 class _Caches:
@@ -74,17 +84,24 @@ class _Caches:
         value = self.ips.get(text, "")
         if value != "":
             return value
-        try:
-            addr = ipaddress.ip_address(text)
-            if addr.version == 6 and addr.ipv4_mapped is not None:
-                addr = addr.ipv4_mapped
-            value = str(addr)
-        except ValueError:
-            value = None
+        if canonical_ipv4(text):
+            value = text
+        else:
+            value = self._parse_ip(text)
         if len(self.ips) > 500_000:
             self.ips.clear()
         self.ips[text] = value
         return value
+
+    @staticmethod
+    def _parse_ip(text: str) -> str | None:
+        try:
+            addr = ipaddress.ip_address(text)
+            if addr.version == 6 and addr.ipv4_mapped is not None:
+                addr = addr.ipv4_mapped
+            return str(addr)
+        except ValueError:
+            return None
 
 
 def _unescape(text: str) -> str:

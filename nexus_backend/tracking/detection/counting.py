@@ -35,9 +35,12 @@ def _blocks(fh, start: int = 0, stop: int | None = None) -> Iterator[list[str]]:
         yield block
 
 
-def _normalise(raw: dict[tuple, list], groups: dict[tuple, list], combined: bool) -> None:
+def _normalise(raw: dict[tuple, list], add: Callable[..., None], combined: bool) -> None:
     """Raw groups ``(window, ip, request line, status, [referrer, agent])`` -> the groups ``_parse_clf`` records make
-    (each distinct request line, referrer and agent is unescaped and cut once)."""
+    (each distinct request line, referrer and agent is unescaped and cut once), each handed to ``add`` (an
+    ``Aggregator.add_group``) at once. Two raw groups that normalise alike (a query string cut, an escape undone)
+    are handed over one after the other rather than summed first: an aggregate adds them up the same way (counts
+    add, sets unite, first and last by min and max), and a second dictionary of every group is not built."""
     requests: dict[str, tuple[str, str]] = {}
     referrers: dict[str, str] = {}
     agents: dict[str, str] = {}
@@ -61,16 +64,7 @@ def _normalise(raw: dict[tuple, list], groups: dict[tuple, list], combined: bool
                 agent = agents[key[5]] = "" if agent == "-" else agent[:512]
         else:
             referrer = agent = ""
-        nkey = (w, ip, mp[0], mp[1], code, agent, referrer)
-        grp = groups.get(nkey)
-        if grp is None:
-            groups[nkey] = [n, first, last]
-        else:
-            grp[0] += n
-            if first < grp[1]:
-                grp[1] = first
-            if last > grp[2]:
-                grp[2] = last
+        add(w, ip, mp[0], mp[1], code, agent, referrer, n, first, last)
 
 
 class GroupCounter:

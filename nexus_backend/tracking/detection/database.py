@@ -46,8 +46,8 @@ def aggregate_request_log(*, start: datetime, end: datetime, rules: RuleSet) -> 
             rows = cur.fetchmany(20_000)
             if not rows:
                 break
-            for w, ip, method, path, status, agent, referrer, n, first, last in rows:
-                add(w, ip, method, path, status, agent, referrer, n, first, last)
+            for row in rows:  # (window, ip, method, path, status, agent, referrer, count, first, last)
+                add(*row)
     return aggregator
 
 

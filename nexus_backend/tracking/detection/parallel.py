@@ -1,5 +1,6 @@
 """Replay on several cores: a plain log file cut into byte ranges at line starts, each range parsed, counted and
-classified in a forked process, the per-address aggregates merged (counts add, sets unite: exactly what one process
+classified in a process of its own (the first in the caller's, the others forked: ``split``), the per-address
+aggregates merged (counts add, sets unite: exactly what one process
 makes, as ``replay_distributed`` relies on too) and judged once by the caller.
 
 Used by ``replay.replay_file`` for plain (not gzip) files of at least ``MIN_BYTES`` when more than one core is
@@ -13,13 +14,16 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from .aggregate import Aggregator, GroupCounter
+from .aggregate import Aggregator
 from .parsers import MAX_EXAMPLES, LogReader, ParseStats, no_gc
 from .rules import RuleSet
 
 MIN_BYTES = 32 << 20  # below, one process is as fast (forking and merging cost ~0.2 s)
 MAX_PROCESSES = 8
+
+T = TypeVar("T")
 
 _JOB: dict = {}  # what the forked children read: the reader and the rules (never pickled)
 
@@ -67,10 +71,8 @@ def _chunk(span: tuple[int, int]) -> tuple[dict, ParseStats]:
     part.__dict__.update(reader.__dict__)
     part.stats = ParseStats()
     part._open = lambda: text
-    counter = GroupCounter(rules.window_seconds)
-    counter.groups = part.count_groups(rules.window_seconds)
     aggregator = Aggregator(rules)
-    counter.drain_into(aggregator.add_group)
+    part.add_groups(rules.window_seconds, aggregator.add_group)
     return aggregator.stats, part.stats
 
 
@@ -82,10 +84,11 @@ def aggregate_parallel(
     spans = cuts(reader.path, processes)
     _JOB.update(reader=reader, rules=rules)
     try:
-        # the collector paused while the aggregates are unpickled (millions of small containers, no cycle): with
-        # it on, unpickling costs 5x as much (see parsers.no_gc)
-        with multiprocessing.get_context("fork").Pool(len(spans)) as pool, no_gc():
-            parts = pool.map(_chunk, spans)
+        # the first range in this process, the others in forked children (split): only theirs are pickled; the
+        # collector paused while they are unpickled (millions of small containers, no cycle): with it on,
+        # unpickling costs 5x as much (see parsers.no_gc)
+        with no_gc():
+            parts = split(lambda i: _chunk(spans[i]), len(spans))
     finally:
         _JOB.clear()
     aggregator = Aggregator(rules)
@@ -107,3 +110,23 @@ def aggregate_parallel(
         if progress is not None:
             progress(part.lines)
     return aggregator
+
+
+def _call(part: int):
+    return _JOB["split"](part)
+
+
+def split(fn: Callable[[int], T], parts: int) -> list[T]:
+    """``[fn(0), fn(1), ...]``: ``fn(0)`` in this process while each other part runs in a forked child (which reads
+    what ``fn`` needs from the parent's memory and sends back only its result): one part fewer to pickle and
+    unpickle than with a child for every part, and this process is not left waiting."""
+    if parts <= 1:
+        return [fn(0)]
+    _JOB["split"] = fn
+    try:
+        with multiprocessing.get_context("fork").Pool(parts - 1) as pool, no_gc():
+            pending = pool.map_async(_call, range(1, parts))
+            first = fn(0)
+            return [first, *pending.get()]
+    finally:
+        _JOB.pop("split", None)

@@ -212,31 +212,34 @@ class LogReader:
         with self._open() as fh:
             yield from fh
 
-    def count_groups(
+    def add_groups(
         self,
         window: int,
+        add: Callable[..., None],
         *,
         start: int = 0,
         stop: int | None = None,
         progress: Callable[[int], object] | None = None,
-    ) -> dict[tuple, list]:
-        """Lines [start, stop) (0-based; default: all) reduced to groups of identical requests, what
-        ``aggregate.GroupCounter`` makes of the records: ``(window start, ip, method, path, status, user agent,
-        referrer) -> [count, first ts, last ts]``. ``stats`` is updated as iterating would update it.
+    ) -> None:
+        """Lines [start, stop) (0-based; default: all) reduced to groups of identical requests, each handed to
+        ``add`` (an ``aggregate.Aggregator.add_group``) as ``(window start, ip, method, path, status, user agent,
+        referrer, count, first ts, last ts)``: what ``aggregate.GroupCounter`` makes of the records. ``stats`` is
+        updated as iterating would update it.
 
         The fast path of replay: a combined/common line costs one regex match and a few dictionary lookups; no
         ``Record`` is made. Lines are first counted by their raw fields (address, request line, status, referrer,
         agent as written); each distinct raw request is then normalised once (query string cut, escapes undone),
-        which gives the same groups as parsing every line."""
-        groups: dict[tuple, list] = {}
+        which gives the same aggregate as parsing every line."""
         with self._open() as fh, no_gc():
             blocks = _blocks(fh, start, stop)
             if self.format == "jsonl":
+                groups: dict[tuple, list] = {}
                 self._count_jsonl(blocks, start + 1, window, groups, progress)
+                for key, (n, first, last) in groups.items():
+                    add(*key, n, first, last)
             else:
                 raw = self._count_clf(blocks, start + 1, window, progress)
-                _normalise(raw, groups, self.format == "combined")
-        return groups
+                _normalise(raw, add, self.format == "combined")
 
     def _count_clf(self, blocks: Iterable[list[str]], number: int, window: int, progress) -> dict[tuple, list]:
         stats = self.stats

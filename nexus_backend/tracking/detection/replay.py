@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
-from .aggregate import Aggregator, GroupCounter
+from .aggregate import Aggregator
 from .detector import Finding, _iso, by_ip, judge
 from .parallel import aggregate_parallel, processes_for
 from .parsers import ParseStats, Record, format_jsonl, no_gc, open_log
@@ -145,9 +145,9 @@ def replay_file(
         if workers > 1:
             aggregator = aggregate_parallel(reader, rules, workers, bar.update if bar is not None else None)
         else:
-            counter = GroupCounter(rules.window_seconds)
-            counter.groups = reader.count_groups(rules.window_seconds, progress=bar.update if bar is not None else None)
-            counter.drain_into(aggregator.add_group)
+            reader.add_groups(
+                rules.window_seconds, aggregator.add_group, progress=bar.update if bar is not None else None
+            )
     finally:
         if bar is not None:
             bar.close()
@@ -165,10 +165,8 @@ def aggregate_chunk(path: str, fmt: str, start: int, stop: int, rules_path: str 
     """The partial aggregate of lines [start, stop) of ``path`` as JSON (what a Celery worker returns)."""
     rules = load_rules(rules_path)
     reader = open_log(path, fmt)
-    counter = GroupCounter(rules.window_seconds)
-    counter.groups = reader.count_groups(rules.window_seconds, start=start, stop=stop)
     aggregator = Aggregator(rules)
-    counter.drain_into(aggregator.add_group)
+    reader.add_groups(rules.window_seconds, aggregator.add_group, start=start, stop=stop)
     return {"aggregate": aggregator.to_json(), "stats": reader.stats.as_dict()}
 
 

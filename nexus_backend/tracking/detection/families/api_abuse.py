@@ -17,10 +17,18 @@ def _pattern(patterns: tuple[str, ...]) -> Callable[[str], object]:
     return re.compile("|".join(f"(?:{x})" for x in patterns), re.IGNORECASE).search
 
 
-def _outcomes(s: IPStats, patterns: list[str]) -> dict[str, dict[int, int]]:
-    """Its action POSTs on paths matching ``patterns``: ``path -> {status: count}``."""
+def _outcomes(s: IPStats, patterns: list[str], c: Context) -> dict[str, dict[int, int]]:
+    """Its action POSTs on paths matching ``patterns``: ``path -> {status: count}`` (read-only: several rules ask
+    for the same address and patterns, so it is worked out once per judge, in ``c.scratch``)."""
+    cache = c.scratch.get(("outcomes", id(patterns)))  # the parameters and the IPStats live as long as the judge
+    if cache is None:
+        cache = c.scratch[("outcomes", id(patterns))] = {}
+    found = cache.get(id(s))
+    if found is not None:
+        return found
     match = _pattern(tuple(patterns))
     out: dict[str, dict[int, int]] = {}
+    cache[id(s)] = out
     for key, n in s.outcomes.items():
         path, _, status = key.rpartition(" ")
         if match(path):
@@ -44,7 +52,7 @@ def rule_vote_replay(s: IPStats, p: dict, c: Context) -> Hit | None:
     else besides voting (votes under ``min_vote_share`` of its requests)."""
     if not s.outcomes:
         return None
-    votes = _outcomes(s, p["paths"])
+    votes = _outcomes(s, p["paths"], c)
     total = sum(sum(v.values()) for v in votes.values())
     conflicts = sum(v.get(p["conflict_status"], 0) for v in votes.values())
     if (
@@ -66,7 +74,7 @@ def rule_vote_farm(s: IPStats, p: dict, c: Context) -> Hit | None:
     its results (several reads per vote), and an app's users vote on many polls."""
     if not s.outcomes or _never_loaded_app(s, c) is False:
         return None
-    votes = {path: sum(n for st, n in v.items() if 200 <= st < 300) for path, v in _outcomes(s, p["paths"]).items()}
+    votes = {path: sum(n for st, n in v.items() if 200 <= st < 300) for path, v in _outcomes(s, p["paths"], c).items()}
     path, n = max(votes.items(), key=lambda kv: (kv[1], kv[0]), default=("", 0))
     reads = s.get - s.static
     if n < p["min_votes"] or reads > p["max_reads_per_vote"] * n:
@@ -90,7 +98,7 @@ def _blind_browser(s: IPStats, c: Context, key: tuple[int, str]) -> bool:
 def rule_blind_signup(s: IPStats, p: dict, c: Context) -> Hit | None:
     """Accounts created by a script: a burst of sign-ups from one address (``burst_score``), or a "browser" that
     signs up without ever having shown the site's page (its form lives in that page)."""
-    signups = _outcomes(s, p["paths"]) if s.outcomes else {}
+    signups = _outcomes(s, p["paths"], c) if s.outcomes else {}
     if not signups:
         return None
     made = sum(n for v in signups.values() for st, n in v.items() if 200 <= st < 300)
@@ -114,7 +122,7 @@ def rule_vote_campaign(s: IPStats, p: dict, c: Context) -> Hit | None:
     if not s.outcomes:
         return None
     campaigns = _vote_campaigns(p, c)
-    mine = [path for path in _outcomes(s, p["paths"]) if path in campaigns.get(c.key[1], ())]
+    mine = [path for path in _outcomes(s, p["paths"], c) if path in campaigns.get(c.key[1], ())]
     if not mine:
         return None
     blind, voters = campaigns["_counts"][mine[0]]
@@ -128,9 +136,13 @@ def rule_vote_campaign(s: IPStats, p: dict, c: Context) -> Hit | None:
 def _vote_campaigns(p: dict, c: Context) -> dict:
     """``ip -> paths`` where that address is one of a campaign's blind voters, and ``_counts: path -> (blind,
     voters)``; computed once per aggregate and parameters."""
+    out = c.scratch.get("vote_campaign")  # the same parameters and site for every address of one judge
+    if out is not None:
+        return out
     key = ("vote_campaign", repr(sorted(p.items())), c.site.has_assets)
     out = c.derived.memo.get(key)
     if out is not None:
+        c.scratch["vote_campaign"] = out
         return out
     voters: dict[str, set[str]] = {}
     blind: dict[str, set[str]] = {}
@@ -138,9 +150,9 @@ def _vote_campaigns(p: dict, c: Context) -> dict:
         if not s.outcomes:
             continue
         is_blind = s.requests - s.auth_attempts <= p["max_other_requests"] + sum(
-            sum(v.values()) for v in _outcomes(s, p["paths"]).values()
+            sum(v.values()) for v in _outcomes(s, p["paths"], c).values()
         ) and _blind_browser(s, c, (w, ip))
-        for path in _outcomes(s, p["paths"]):
+        for path in _outcomes(s, p["paths"], c):
             voters.setdefault(path, set()).add(ip)
             if is_blind:
                 blind.setdefault(path, set()).add(ip)
@@ -150,5 +162,5 @@ def _vote_campaigns(p: dict, c: Context) -> dict:
             out["_counts"][path] = (len(ips), len(voters[path]))
             for ip in ips:
                 out.setdefault(ip, set()).add(path)
-    c.derived.memo[key] = out
+    c.derived.memo[key] = c.scratch["vote_campaign"] = out
     return out

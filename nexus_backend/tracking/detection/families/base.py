@@ -33,6 +33,9 @@ class Context:
     # (window, address) -> (addresses, account): the most addresses that failed logins on one account this address
     # also failed on (database.account_failures; only where the log names the account a login tried)
     accounts: dict = field(default_factory=dict)
+    # what a rule computes once per judge rather than once per address (the parameters, the site and the
+    # patterns do not change during one judge): its keys start with the rule's name
+    scratch: dict = field(default_factory=dict)
 
     @property
     def login_paths(self) -> Callable[[str], object]:

@@ -8,6 +8,8 @@ from .base import Context, Hit, requests_of
 
 
 def rule_cms_probe(s: IPStats, p: dict, c: Context) -> Hit | None:
+    if not s.probes:
+        return None
     secret = p["secret_families"]
     # not a probe: a family the site serves, or one this client browsed (a 2xx with a referrer, assets loaded:
     # the owner in their own phpMyAdmin); secrets are never served

@@ -9,9 +9,16 @@ from .base import Context, Hit, requests_of
 def rule_referrer_spam(s: IPStats, p: dict, c: Context) -> Hit | None:
     if not s.offsite:
         return None
-    benign = c.compiled["benign_hosts"].search
-    own = c.site.own_hosts
-    offsite = {host: n for host, n in s.offsite.items() if host not in own and not benign(host)}
+    counted = c.scratch.get("referrer_spam")  # host -> counted as off-site (not the site's own, not benign)
+    if counted is None:
+        counted = c.scratch["referrer_spam"] = {}
+    offsite = {}
+    for host, n in s.offsite.items():
+        keep = counted.get(host)
+        if keep is None:
+            keep = counted[host] = host not in c.site.own_hosts and not c.compiled["benign_hosts"].search(host)
+        if keep:
+            offsite[host] = n
     if not offsite:
         return None
     words = c.compiled["spam_words"].search
