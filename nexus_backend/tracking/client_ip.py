@@ -87,7 +87,9 @@ def address_group(ip: str | None) -> str | None:
     return str(ipaddress.IPv6Network((address, IPV6_GROUP_PREFIX), strict=False))
 
 
+@lru_cache(maxsize=1024)
 def _is_loopback(ip: str) -> bool:
+    """Cached: ``resolve`` and the middleware's ``X-Forwarded-Proto`` check both ask it of every request's peer."""
     return ipaddress.ip_address(ip).is_loopback
 
 
