@@ -217,6 +217,6 @@ def _named_account(username: object) -> int | None:
     """The id of the account a failed login named (``None`` for a name no account has): the request log records
     it, so the detector sees one account guessed from many addresses (rule ``account_campaign``). Looked up only
     after the limits let the attempt through, as the password check itself does."""
-    if not isinstance(username, str) or not username or len(username) > 150:
+    if not isinstance(username, str) or not username or len(username) > 150:  # 150: the longest username
         return None
     return User._default_manager.filter(**{User.USERNAME_FIELD: username}).values_list("pk", flat=True).first()
