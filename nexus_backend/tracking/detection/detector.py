@@ -80,19 +80,55 @@ def judge(
         return _judge(aggregator, rules, table, skip, site, ranked, derived, accounts or {})
 
 
+RESULTS_KEPT = 64  # rule results kept per aggregator (a sweep changes a few rules' parameters at a time)
+
+
 def _judge(aggregator, rules, table, skip, site, ranked, derived, accounts) -> list[Finding]:
-    findings = []
     r = rules.data["rules"]
     window, threshold, compiled = rules.window_seconds, rules.threshold, rules.compiled
     ctx = Context((0, ""), site, compiled, ranked, derived, accounts)
-    for key, s in aggregator.stats.items():
+    # A rule's hits depend only on the aggregates, its own parameters and the context; the context is the same for
+    # every ruleset whose patterns, site profile, skipped addresses and account failures are the same. So each
+    # rule's hits are kept with the aggregates (Aggregator.memo), and a sweep that changes the threshold or one
+    # rule's numbers runs only that rule again.
+    memo = aggregator.memo()
+    cache = memo.setdefault("rule_hits", {})
+    context = (
+        rules.fingerprint,
+        repr(rules.data["site"]),
+        id(compiled["crawlers"]),  # the published networks, read again only when their files change
+        id(site),  # learn_site keeps one Site per profile in the same memo
+        frozenset(skip),
+        tuple(sorted(accounts.items())),
+    )
+    found: dict[tuple[int, str], list[tuple[str, Hit]]] = {}
+    stats = aggregator.stats
+    judged = None
+    for name, fn, params in table:
+        cached = (name, repr(params), context)
+        hits = cache.get(cached)
+        if hits is None:
+            if judged is None:
+                judged = [(k, s) for k, s in stats.items() if k[1] not in skip]
+            hits = {}
+            for k, s in judged:
+                ctx.key = k
+                hit = fn(s, params, ctx)
+                if hit is not None:
+                    hits[k] = hit
+            if len(cache) >= RESULTS_KEPT:
+                cache.clear()
+            cache[cached] = hits
+        for k, hit in hits.items():
+            pairs = found.get(k)
+            if pairs is None:
+                found[k] = [(name, hit)]
+            else:
+                pairs.append((name, hit))
+    findings = []
+    for key, hits in found.items():
         w, ip = key
-        if ip in skip:
-            continue
-        ctx.key = key
-        hits = [(name, hit) for name, fn, params in table if (hit := fn(s, params, ctx)) is not None]
-        if not hits:
-            continue
+        s = stats[key]
         names = [name for name, _ in hits]
         score = 1.0 - math.prod(1.0 - h.score for _, h in hits)
         flagged = score >= threshold - 1e-9
