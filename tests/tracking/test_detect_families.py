@@ -184,6 +184,10 @@ ATTACKS = [
         line(f"2001:db8:5:6::{i:x}", f"GET /p{i}/ HTTP/1.1", 404, agent=f"{FIREFOX[:-5]}{120 + i}.0", second=i)
         for i in range(1, 7)
     ], "2001:db8:5:6::/64", {"agent_rotation"}),
+    ("IPv6 rotation inside one /64: a new address every few requests, one agent, reading pages", [
+        line(f"2001:db8:5:7::{i // 2 + 1:x}", f"GET /posts/p{i}/ HTTP/1.1", agent=FIREFOX, second=i * 20)
+        for i in range(20)
+    ], "2001:db8:5:7::/64", {"address_rotation"}),
 ]  # fmt: skip
 
 
@@ -342,11 +346,18 @@ def _searches_with_quotes():
     return out
 
 
+def _campus_ipv6():
+    """A lecture hall on one IPv6 /64: 12 managed laptops (the same browser build), each on its own privacy
+    address, reading the blog with its assets."""
+    return [x for i in range(12) for x in reader(f"2001:db8:9:9::{i + 1:x}", CHROME, i * 30)]
+
+
 BENIGN = [
     ("uptime monitor", _monitor, "203.0.114.1"),
     ("feed reader", _feed_reader, "203.0.114.2"),
     ("busy human", _busy_human, "203.0.114.3"),
     ("campus NAT", _campus_nat, "203.0.114.4"),
+    ("a campus /64: many privacy addresses, one managed browser, pages and assets", _campus_ipv6, "2001:db8:9:9::/64"),
     ("genuine Googlebot from its published range", _genuine_googlebot, "66.249.66.1"),
     ("developer hammering their own API", _developer, "203.0.114.5"),
     ("mobile app behind carrier NAT, one agent, no referrer", _mobile_app_nat, "203.0.114.6"),

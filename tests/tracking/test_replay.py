@@ -126,9 +126,27 @@ def test_replay_log_command_writes_the_flagged_csv(tmp_path, sample, capsys):
     assert "1 malformed" in printed and "malformed line" in printed and f"wrote {len(rows)} row(s)" in printed
     assert "rule " in printed and "tripped" in printed  # the per-rule summary
     replayed = replay_file(log)
-    assert {r["ip"] for r in rows} == set(replayed.flagged)
-    first = replayed.flagged[rows[0]["ip"]]
+    assert {r["group"] for r in rows} == set(replayed.flagged)
+    assert {r["ip"] for r in rows} == {ip for f in replayed.flagged.values() for ip in f.members()}
+    first = replayed.flagged[rows[0]["group"]]
     assert rows[0]["rules"] == " ".join(first.rules) and float(rows[0]["score"]) == pytest.approx(first.score, abs=1e-4)
+
+
+def test_the_csv_names_the_addresses_of_a_flagged_ipv6_64(tmp_path):
+    """A /64 is judged as one client; its CSV rows name each address the log wrote, with the /64 as ``group``."""
+    stamp = "03/Mar/2025:10:{:02d}:{:02d} +0000"
+    lines = [
+        f'2001:db8:7:7::{i % 9 + 1:x} - - [{stamp.format(i // 3, i * 20 % 60)}] "GET /wp-login.php HTTP/1.1" 404 0 '
+        f'"-" "Mozilla/5.0 (Windows NT 10.0; rv:128.0) Gecko/20100101 Firefox/128.0"'
+        for i in range(27)
+    ] + ['198.51.100.9 - - [03/Mar/2025:10:30:00 +0000] "GET /.env HTTP/1.1" 404 0 "-" "curl/8.5.0"']
+    log = write(tmp_path, "six.log", lines)
+    out = tmp_path / "flagged.csv"
+    call_command("replay_log", str(log), "--out", str(out))
+    rows = list(csv.DictReader(out.open()))
+    groups = {r["ip"]: r["group"] for r in rows}
+    assert groups == {**{f"2001:db8:7:7::{i:x}": "2001:db8:7:7::/64" for i in range(1, 10)},
+                      "198.51.100.9": "198.51.100.9"}  # fmt: skip
 
 
 def test_detector_beats_the_volume_baseline_on_the_committed_sample():

@@ -207,6 +207,8 @@ class Aggregator:
         s = self.stats.get(key)
         if s is None:
             s = self.stats[key] = IPStats()
+        if group != ip:  # an IPv6 address, judged by its /64
+            s.members.add(ip)
         s.requests += count
         if first < s.first:
             s.first = first

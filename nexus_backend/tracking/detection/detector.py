@@ -38,6 +38,11 @@ class Finding:
     last_seen: float
     block_minutes: int = 0  # > 0: a rule marked `block` tripped and the address is flagged
     scores: dict[str, float] = field(default_factory=dict)
+    addresses: list[str] = field(default_factory=list)  # ip is an IPv6 /64: the addresses seen inside it
+
+    def members(self) -> list[str]:
+        """The addresses this verdict is about: those seen inside an IPv6 /64, else the address itself."""
+        return self.addresses or [self.ip]
 
     @property
     def reason(self) -> str:
@@ -155,6 +160,7 @@ def _judge(aggregator, rules, table, skip, site, ranked, derived, accounts) -> l
                 last_seen=s.last,
                 block_minutes=block if flagged else 0,
                 scores={name: h.score for name, h in hits},
+                addresses=sorted(s.members) if s.members else [],
             )
         )
     findings.sort(key=lambda f: (-f.score, f.ip, f.window_start))
@@ -177,6 +183,8 @@ def _fold(findings: Iterable[Finding], out: dict[str, Finding]) -> None:
             cur.__dict__.update(f.__dict__)
             cur.rules, cur.reasons = list(f.rules), list(f.reasons)
             continue
+        if f.addresses and f.addresses != cur.addresses:
+            cur.addresses = sorted(set(cur.addresses) | set(f.addresses))
         for rule, reason in zip(f.rules, f.reasons, strict=True):
             if rule not in cur.rules:
                 cur.rules.append(rule)

@@ -19,6 +19,7 @@ _SETS = (
     "served_families",
     "ref_hosts",
     "asset_ref_hosts",
+    "members",
 )
 _COUNTS = (
     "static",
@@ -69,6 +70,7 @@ class IPStats:
         self.crawler_claims: set[str] = set()
         self.ref_hosts: set[str] = set()  # referrer hosts
         self.asset_ref_hosts: set[str] = set()  # referrer hosts of its static requests
+        self.members: set[str] = set()  # the addresses seen inside an IPv6 /64 (empty for an IPv4 address)
         self.post_ref_hosts: set[str] = set()  # referrer hosts of its form POSTs ("" none)
         self.actions: dict[str, int] = {}  # fingerprint -> count
         self.outcomes: dict[str, int] = {}  # "path status" of its action POSTs (votes, sign-ups) -> count

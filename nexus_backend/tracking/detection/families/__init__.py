@@ -7,7 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..aggregate import IPStats
-from .agents import rule_agent_rotation, rule_bad_user_agent, rule_fake_browser, rule_fake_crawler, rule_obsolete_agent
+from .agents import (
+    rule_address_rotation,
+    rule_agent_rotation,
+    rule_bad_user_agent,
+    rule_fake_browser,
+    rule_fake_crawler,
+    rule_obsolete_agent,
+)
 from .api_abuse import rule_blind_signup, rule_vote_campaign, rule_vote_farm, rule_vote_replay
 from .base import Context, Hit, requests_of
 from .crawling import rule_fingerprint_burst, rule_page_walk, rule_scraper, rule_volume
@@ -33,6 +40,7 @@ RULES: dict[str, Callable[[IPStats, dict, Context], Hit | None]] = {
     "fake_crawler": rule_fake_crawler,
     "scraper": rule_scraper,
     "agent_rotation": rule_agent_rotation,
+    "address_rotation": rule_address_rotation,
     "referrer_spam": rule_referrer_spam,
     "form_spam": rule_form_spam,
     "spam_signature": rule_spam_signature,

@@ -1,5 +1,5 @@
 """User agents: scanners and spam bots, obsolete or impossible browsers, browsers that behave like none, crawlers
-from outside their published networks, one address rotating agents."""
+from outside their published networks, one address rotating agents, one /64 rotating addresses."""
 
 from __future__ import annotations
 
@@ -59,4 +59,24 @@ def rule_agent_rotation(s: IPStats, p: dict, c: Context) -> Hit | None:
         p["score"],
         f"{n} user agents in {s.requests} requests, no asset loaded",
         {"agents": c.sample("agents", s.agents)},
+    )
+
+
+def rule_address_rotation(s: IPStats, p: dict, c: Context) -> Hit | None:
+    """One host cycling through the addresses of its IPv6 /64, a few requests from each, with one or two user agents
+    and no asset loaded. Privacy addresses give a device a new address a day, not one every few requests, and a
+    network of many devices sharing a /64 (a campus, an office) brings many user agents and loads pages' assets."""
+    n = len(s.members)
+    if (
+        n < p["min_addresses"]
+        or s.requests > p["max_requests_per_address"] * n
+        or len(s.agents) > p["max_agents"]
+        or s.static
+        or s.declared_bot
+    ):
+        return None
+    return Hit(
+        p["score"],
+        f"{n} addresses of one /64 in {s.requests} requests, {len(s.agents)} user agent(s), no asset loaded",
+        {"addresses": n, "sample": c.sample("members", s.members)},
     )

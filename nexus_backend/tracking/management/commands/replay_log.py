@@ -12,7 +12,9 @@ from nexus_backend.tracking.detection.parsers import FORMATS, LogError
 from nexus_backend.tracking.detection.replay import replay_distributed, replay_file
 from nexus_backend.tracking.detection.rules import RulesError, load_rules
 
-COLUMNS = ["ip", "rules", "score", "reasons", "requests", "first_seen", "last_seen", "window_start"]
+# One row per address seen; an IPv6 address is judged with the rest of its /64 (``group``, whose verdict and
+# request count each of its rows repeats), so the rows name addresses as the log wrote them.
+COLUMNS = ["ip", "rules", "score", "reasons", "requests", "first_seen", "last_seen", "window_start", "group"]
 
 
 class Command(BaseCommand):
@@ -57,16 +59,16 @@ class Command(BaseCommand):
                 f"{path}: no line could be parsed as {result.format} "
                 f"({result.stats.malformed:,} malformed, {result.stats.blank:,} blank)"
             )
-        rows = sorted((f for f in result.verdicts.values() if all or f.flagged), key=lambda f: (-f.score, f.ip))
+        verdicts = sorted((f for f in result.verdicts.values() if all or f.flagged), key=lambda f: (-f.score, f.ip))
+        rows = [{**f.as_row(), "ip": ip, "group": f.ip, "flagged": f.flagged} for f in verdicts for ip in f.members()]
         try:
             with open(out, "w", encoding="utf-8", newline="") as fh:
                 writer = csv.DictWriter(fh, fieldnames=COLUMNS + (["flagged"] if all else []), extrasaction="ignore")
                 writer.writeheader()
-                for f in rows:
-                    writer.writerow({**f.as_row(), "flagged": f.flagged})
+                writer.writerows(rows)
         except OSError as exc:
             raise CommandError(f"--out: cannot write {out} ({exc.strerror or exc})") from None
         self.stdout.write(result.summary())
-        self.stdout.write(f"wrote {len(rows):,} row(s) to {out}")
+        self.stdout.write(f"wrote {len(rows):,} row(s) ({len(verdicts):,} address(es) or /64 group(s)) to {out}")
         if explain is not None:
             self.stdout.write(result.explain(normalize_ip(explain.strip()) or explain.strip()))
