@@ -27,17 +27,19 @@ def test_bench_detect_writes_its_json_and_cleans_up(tmp_path, capsys):
     out = tmp_path / "out.json"
     call_command(
         "bench_detect", "--rows", "3000", "--window-rows", "500", "--lines", "2000", "--grid", "4",
-        "--repeats", "1", "--results-dir", str(tmp_path / "results"), "--json", str(out),
+        "--repeats", "2", "--results-dir", str(tmp_path / "results"), "--json", str(out),
     )  # fmt: skip
     data = json.loads(out.read_text())
     assert [p.name.startswith("bench-detect-") for p in (tmp_path / "results").iterdir()] == [True]
     assert {"params", "machine", "targets", "task", "replay", "met", "scratch_deleted"} <= set(data)
     task = data["task"]
     assert task["rows"] == 3000 and 0 < task["window_rows"] <= 3000
-    assert len(task["runs_seconds"]) == 1 and task["median_seconds"] > 0
+    assert len(task["runs_seconds"]) == 2 and task["median_seconds"] > 0
     assert task["flagged"] > 0 and "Scan" in task["plan"]
+    assert task["statement_seconds"] > 0 and task["vs_statement"] > 0
     replay = data["replay"]
-    assert replay["lines"] > 0 and replay["lines_per_second"] > 0
+    assert replay["lines"] > 0 and replay["lines_per_second"] > 0 and len(replay["replay_runs_seconds"]) == 2
+    assert replay["floor_lines_per_second"] > replay["lines_per_second"] * replay["vs_floor"] * 0.99
     assert replay["grid_points"] == 4 and replay["grid_total_seconds"] >= replay["replay_seconds"]
     assert set(data["met"]) == {"task_seconds", "lines_per_second", "grid_total_seconds"}
     assert data["scratch_deleted"] == 3000

@@ -33,6 +33,11 @@ _CACHES: dict[str, tuple[dict, ...]] = {}  # fingerprint -> the classification c
 CACHE_SIZE = 200_000  # entries per cache: beyond, values are computed each time
 
 
+def clear_caches() -> None:
+    """Forget every classification (a benchmark times replays as a fresh process runs them)."""
+    _CACHES.clear()
+
+
 def _remember(cache: dict, key, value):
     """``value``, kept in ``cache`` under ``key`` unless the cache is full (then values are computed each time)."""
     if len(cache) < CACHE_SIZE:

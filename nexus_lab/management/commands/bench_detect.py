@@ -27,7 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--window-rows", type=int, default=100_000, help="of which in the window (100,000)")
         parser.add_argument("--lines", type=int, default=1_000_000, help="lines of the replayed log (1,000,000)")
         parser.add_argument("--grid", type=int, default=50, help="parameter sets in the grid (50)")
-        parser.add_argument("--repeats", type=int, default=3, help="task runs; the median is reported (3)")
+        parser.add_argument(
+            "--repeats", type=int, default=3, help="task runs and replays; the median of each is reported (3)"
+        )
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--keep", action="store_true", help="keep the scratch rows (delete: --delete-only)")
         parser.add_argument("--delete-only", action="store_true", help="only delete scratch rows left behind")
