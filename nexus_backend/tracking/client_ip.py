@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 from functools import lru_cache
 from typing import cast
 
@@ -33,6 +34,35 @@ logger = logging.getLogger(__name__)
 ATTRIBUTE = "client_ip"
 _UNSET = object()
 _warned: set[str] = set()
+
+
+_MAPPED = bytes(10) + b"\xff\xff"  # ::ffff:0:0/96, IPv4-mapped addresses
+_HOST_BITS = bytes(8)
+
+
+def _ipv6_packed(text: str) -> bytes | None:
+    """The 16 bytes of ``text`` when it is a plain IPv6 address (hex groups and ``::``, no embedded IPv4, no zone,
+    not IPv4-mapped), read by the C library instead of ``ipaddress`` (~30x faster: a replayed log can hold tens of
+    thousands of them). ``None``: not such an address, and ``ipaddress`` decides. For these strings both read the
+    same grammar, and ``inet_ntop`` writes what ``ipaddress`` writes (RFC 5952: lower case, the longest run of two
+    or more zero groups shortened, the first of equal runs): ``tests/tracking/test_client_ip.py`` compares them."""
+    if "." in text or "%" in text:
+        return None
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, text)
+    except (OSError, ValueError):
+        return None
+    return None if packed[:12] == _MAPPED else packed
+
+
+def ipv6_text(text: str) -> str | None:
+    """``str(ipaddress.ip_address(text))`` for a plain IPv6 address (``_ipv6_packed``); ``None`` for anything else,
+    and where the C library writes the last 32 bits as IPv4 (``::171.35.86.146``), which ``ipaddress`` does not."""
+    packed = _ipv6_packed(text)
+    if packed is None:
+        return None
+    out = socket.inet_ntop(socket.AF_INET6, packed)
+    return None if "." in out else out
 
 
 @lru_cache(maxsize=8192)
@@ -53,6 +83,9 @@ def normalize_ip(value: str | None) -> str | None:
     elif text.count(":") == 1:  # v4:port
         text = text.split(":", 1)[0]
     text = text.split("%", 1)[0]  # IPv6 zone id
+    fast = ipv6_text(text)
+    if fast is not None:
+        return fast
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
@@ -76,6 +109,9 @@ def address_group(ip: str | None) -> str | None:
     """
     if not ip:
         return None
+    packed = _ipv6_packed(ip)
+    if packed is not None:  # the common IPv6 case, without an ipaddress object (host bits zero: never "x.y.z.w")
+        return socket.inet_ntop(socket.AF_INET6, packed[:8] + _HOST_BITS) + "/64"
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

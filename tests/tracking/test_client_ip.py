@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import random
 
 import pytest
 
-from nexus_backend.tracking.client_ip import address_group, normalize_ip, resolve
+from nexus_backend.tracking.client_ip import address_group, ipv6_text, normalize_ip, resolve
+from nexus_backend.tracking.detection.clf import _Caches
 
 CLIENT = "203.0.113.7"  # the real client
 VICTIM = "198.51.100.99"  # an address an attacker would like to frame
@@ -144,6 +146,59 @@ def test_ports_and_mapped_addresses_resolve_to_one_spelling():
 )
 def test_address_group_keys_ipv6_by_its_64(ip, group):
     assert address_group(ip) == group
+
+
+def _by_ipaddress(text: str) -> tuple[str | None, str | None]:
+    """What ``ipaddress`` alone makes of ``text``: its normal text and its address group (the reference)."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None, None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.version == 4:
+        return str(address), str(address)
+    return str(address), str(ipaddress.IPv6Network((address, 64), strict=False))
+
+
+def _spellings(rng: random.Random) -> list[str]:
+    """IPv6 addresses written the ways people and servers write them, and near misses: zero runs of every length
+    and place (the shortening rules), upper case, leading zeros, a misplaced or doubled "::", too many groups, a
+    five-digit group, a stray character, embedded IPv4, IPv4-mapped and zone ids."""
+    out = []
+    for _ in range(3000):
+        groups = [rng.choice([0, 0, 0, 1, 0xFFFF, rng.randrange(1 << 16)]) for _ in range(8)]
+        if rng.random() < 0.2:
+            groups[:6] = [0, 0, 0, 0, 0, 0xFFFF]  # mapped
+        address = ipaddress.IPv6Address(b"".join(g.to_bytes(2, "big") for g in groups))
+        out += [address.compressed, address.exploded, address.compressed.upper(), ":".join(f"{g:x}" for g in groups)]
+        hextets = [f"{g:x}" for g in groups]
+        start, length = rng.randrange(8), rng.randrange(0, 5)
+        out.append(":".join(hextets[:start]) + "::" + ":".join(hextets[start + length :]))  # right or wrong
+        broken = list(address.compressed)
+        position = rng.randrange(len(broken) + 1)
+        broken.insert(position, rng.choice([":", "::", "0", "g", "12345", " ", ".", "%eth0"]))
+        out.append("".join(broken))
+        out.append(address.compressed + "%eth0")
+        if rng.random() < 0.2:
+            out.append(f"{':'.join(hextets[:6])}:{rng.randrange(256)}.{rng.randrange(256)}.1.2")
+    return out + ["::", "::1", "1::", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8::", ":::", "1:::2", ""]
+
+
+def test_the_fast_ipv6_reading_writes_what_ipaddress_writes():
+    """IPv6 addresses are read by the C library (``client_ip._ipv6_packed``), ``ipaddress`` only for the rest: for
+    every spelling, right or wrong, the normal text and the /64 are exactly what ``ipaddress`` alone gives."""
+    rng = random.Random(64)
+    spellings = _spellings(rng)
+    fast = 0
+    for text in spellings:
+        normal, group = _by_ipaddress(text)
+        assert address_group(text) == group, text
+        assert _Caches._parse_ip(text) == normal, text
+        if "%" not in text and text == text.strip() and text.count(":") > 1:  # normalize_ip also cuts these
+            assert normalize_ip(text) == normal, text
+        fast += ipv6_text(text) is not None
+    assert fast > len(spellings) // 3  # the fast path was taken for most well-formed addresses, not skipped
 
 
 @pytest.mark.django_db

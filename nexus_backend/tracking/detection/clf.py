@@ -9,6 +9,7 @@ import re
 import socket
 from typing import NamedTuple
 
+from ..client_ip import ipv6_text
 from .payloads import target_path
 
 
@@ -95,6 +96,9 @@ class _Caches:
 
     @staticmethod
     def _parse_ip(text: str) -> str | None:
+        fast = ipv6_text(text)
+        if fast is not None:
+            return fast
         try:
             addr = ipaddress.ip_address(text)
             if addr.version == 6 and addr.ipv4_mapped is not None:
