@@ -319,6 +319,18 @@ def _login_across_the_hour():
     return [line("203.0.114.11", "POST /login/ HTTP/2.0", 302, referrer=f"{SITE}/login/", agent=FIREFOX)]
 
 
+def _owner_login_across_the_hour():
+    """The owner loaded the login form at 09:59:57, mistyped the password at 10:00:05, got in at 10:00:13 and went on
+    to read: in the 10:00 window alone (all the hourly task sees), two blind login POSTs, one failed."""
+    ip, form = "203.0.114.15", f"{SITE}/login/"
+    return [
+        line(ip, "POST /login/ HTTP/2.0", 200, referrer=form, agent=SAFARI, second=5),
+        line(ip, "POST /login/ HTTP/2.0", 302, referrer=form, agent=SAFARI, second=13),
+        line(ip, "GET /posts/hello-world/ HTTP/2.0", referrer=f"{SITE}/", agent=SAFARI, second=15),
+        line(ip, "GET /posts/second/ HTTP/2.0", referrer=f"{SITE}/posts/hello-world/", agent=SAFARI, second=60),
+    ]
+
+
 def _carrier_nat_logins():
     agent = "NexusPolls/2.3 (Android 14; Pixel 8) okhttp/4.12.0"
     fails = [line("203.0.114.12", "POST /login/ HTTP/2.0", 200, agent=agent, second=s) for s in range(0, 500, 100)]
@@ -371,6 +383,11 @@ BENIGN = [
         "203.0.114.14",
     ),
     ("a login whose form was loaded in the previous window", _login_across_the_hour, "203.0.114.11"),
+    (
+        "a mistyped login whose form was loaded in the previous window, then reading",
+        _owner_login_across_the_hour,
+        "203.0.114.15",
+    ),
     ("a carrier NAT: typos between successful logins", _carrier_nat_logins, "203.0.114.12"),
     ("searches with quotes, SQL and shell words, URLs in parameters", _searches_with_quotes, "203.0.114.13"),
 ]
@@ -380,6 +397,21 @@ BENIGN = [
 def test_hard_benign_traffic_is_not_flagged(what, make, ip):
     found = verdicts(make())
     assert ip not in found or not found[ip].flagged, f"{what}: flagged by {found[ip].rules} ({found[ip].reasons})"
+
+
+def test_a_form_loaded_in_the_window_before_is_looked_up_there():
+    """Where the aggregates cover the window before (a replayed log), a login POSTed at 10:00:05 is judged by the
+    form's GET at 09:59:57 there: eight seconds, a person. Where that window holds no GET of the form, the same
+    POSTs are blind and flagged, even though the client went on reading."""
+    owner = _owner_login_across_the_hour()
+    earlier = [x.replace(f"{DAY}:10:", f"{DAY}:09:") for x in reader("198.18.1.1", CHROME, 3000)]  # 09:50
+    loaded = line("203.0.114.15", "GET /login/ HTTP/2.0", agent=SAFARI, second=3597).replace(":10:59:57", ":09:59:57")
+    found = verdicts(earlier + [loaded] + owner)
+    owner_found = found.get("203.0.114.15")
+    assert owner_found is None or ("form_spam" not in owner_found.rules and not owner_found.flagged)
+    elsewhere = line("203.0.114.15", "GET /posts/second/ HTTP/2.0", agent=SAFARI, second=3597)
+    found = verdicts(earlier + [elsewhere.replace(":10:59:57", ":09:59:57")] + owner)
+    assert "form_spam" in found["203.0.114.15"].rules and found["203.0.114.15"].flagged
 
 
 def test_the_background_readers_trip_nothing():

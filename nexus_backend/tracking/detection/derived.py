@@ -64,6 +64,13 @@ class Derived:
         self.stats = aggregator.stats
         self.window = aggregator.window
 
+    def windows(self) -> set[int]:
+        """The windows the aggregates cover (the hourly task: one; a replayed log: each hour it spans)."""
+        out = self.memo.get("windows")
+        if out is None:
+            out = self.memo["windows"] = {w for w, _ in self.stats}
+        return out
+
     def spans(self) -> dict[str, tuple[int, int, int]]:
         out = self.memo.get("spans")
         if out is None:
