@@ -284,6 +284,25 @@ def _developer():
     return out + [line("203.0.114.5", "POST /api/polls/1/vote/ HTTP/1.1", 400, agent=agent) for _ in range(20)]
 
 
+def _developer_logins():
+    """A developer testing their own login with a tool among their API calls: 5 of 6 logins fail (wrong token)."""
+    agent, ip = "curl/8.5.0", "203.0.114.16"
+    out = [line(ip, "GET /api/polls/1/ HTTP/1.1", agent=agent, second=i * 6) for i in range(400)]
+    tries = [line(ip, "POST /login/ HTTP/1.1", 401 if i else 302, agent=agent, second=7 + i * 300) for i in range(6)]
+    return out + tries
+
+
+def test_failed_logins_among_other_requests_count_when_the_attempts_are_the_traffic():
+    """``auth_failures.max_other_per_attempt``: a guesser who GETs the form before each try is still flagged; the
+    developer's six tries among 400 API calls are not."""
+    ip, curl = "203.0.113.90", "curl/8.5.0"
+    guesser = [x for i in range(6) for x in (line(ip, "GET /login/ HTTP/1.1", agent=curl, second=i * 60),
+               line(ip, "POST /login/ HTTP/1.1", 401 if i else 302, agent=curl, second=i * 60 + 1))]  # fmt: skip
+    found = verdicts(guesser + _developer_logins())
+    assert "auth_failures" in found[ip].rules and found[ip].flagged
+    assert "203.0.114.16" not in found or "auth_failures" not in found["203.0.114.16"].rules
+
+
 def _mobile_app_nat():
     agent = "NexusPolls/2.3 (iPhone; iOS 17.1) CFNetwork/1474 Darwin/23.1.0"
     out = [line("203.0.114.6", f"GET /api/polls/{i % 50}/ HTTP/2.0", agent=agent, second=i % 3600) for i in range(800)]
@@ -372,6 +391,7 @@ BENIGN = [
     ("a campus /64: many privacy addresses, one managed browser, pages and assets", _campus_ipv6, "2001:db8:9:9::/64"),
     ("genuine Googlebot from its published range", _genuine_googlebot, "66.249.66.1"),
     ("developer hammering their own API", _developer, "203.0.114.5"),
+    ("developer testing their own login (5 of 6 fail) among their API calls", _developer_logins, "203.0.114.16"),
     ("mobile app behind carrier NAT, one agent, no referrer", _mobile_app_nat, "203.0.114.6"),
     ("readers arriving from links", _reader_from_a_link, "203.0.114.7"),
     ("a reader following a small blog's link", _reader_from_a_link, "203.0.114.8"),

@@ -11,6 +11,8 @@ from .base import Context, Hit, requests_of
 def rule_auth_failures(s: IPStats, p: dict, c: Context) -> Hit | None:
     if s.auth_failures < p["min_failures"] or s.auth_failures < p["min_failure_ratio"] * s.auth_attempts:
         return None
+    if s.requests - s.static - s.auth_attempts > p["max_other_per_attempt"] * s.auth_attempts:
+        return None  # a few failed logins among hundreds of other requests: someone at work (a developer), not guessing
     return Hit(
         p["score"],
         f"{s.auth_failures} failed logins of {s.auth_attempts}",
