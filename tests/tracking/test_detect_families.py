@@ -14,6 +14,9 @@ their assets and follow the site's own links, so the detector learns what a brow
 
 from __future__ import annotations
 
+import math
+import random
+
 import pytest
 
 from nexus_backend.tracking.detection.aggregate import Aggregator, agent_oddity
@@ -272,6 +275,48 @@ def _campus_nat():
     return out
 
 
+def _one_browser_nat():
+    """A lab of 30 people behind one address with the same managed browser build, each reading posts at a person's
+    pace (pauses of seconds to minutes): over 150 distinct pages in the hour, a new one every 5 s (median), but
+    not steadily."""
+    rng = random.Random(8)
+    out = []
+    for _ in range(30):
+        t = rng.uniform(0, 1200)
+        for _ in range(6):
+            page = f"/posts/p{rng.randrange(1000)}/"
+            out.append(line("203.0.114.17", f"GET {page} HTTP/2.0", referrer=f"{SITE}/", agent=CHROME, second=int(t)))
+            out.append(line("203.0.114.17", "GET /static/site.css HTTP/2.0", 304, referrer=f"{SITE}{page}",
+                            agent=CHROME, second=int(t)))  # fmt: skip
+            t += rng.lognormvariate(math.log(25) - 0.5, 1.0)
+    return out
+
+
+def _headless_walk(ip, agent, pace):
+    """A scripted browser: the home page with its assets, then 40 posts in order, each referred by the one before,
+    ``pace(k)`` seconds apart."""
+    out = [line(ip, "GET / HTTP/2.0", agent=agent)]
+    out += [line(ip, f"GET /static/{a} HTTP/2.0", referrer=f"{SITE}/", agent=agent) for a in ("site.css", "app.js")]
+    t, before = 0.0, "/"
+    for k in range(40):
+        t += pace(k)
+        out.append(line(ip, f"GET /posts/p{k}/ HTTP/2.0", referrer=f"{SITE}{before}", agent=agent, second=int(t)))
+        before = f"/posts/p{k}/"
+    return out
+
+
+def test_a_scripted_browser_walking_at_a_machine_pace_is_flagged():
+    """``machine_pace``: assets loaded and every link followed like a reader, yet a new page every 2-4 s, steadily.
+    The same walk at a person's pace (log-normal pauses around 15 s) trips nothing."""
+    rng = random.Random(3)
+    found = verdicts(
+        _headless_walk("203.0.113.95", CHROME, lambda k: rng.uniform(1.5, 4))
+        + _headless_walk("203.0.114.18", FIREFOX, lambda k: rng.lognormvariate(math.log(25) - 0.5, 1))
+    )
+    assert found["203.0.113.95"].rules == ["machine_pace"] and found["203.0.113.95"].flagged
+    assert "203.0.114.18" not in found
+
+
 def _genuine_googlebot():
     # 66.249.66.1 is inside Google's published googlebot.json; it even follows a stale link to a probe path
     out = [line("66.249.66.1", f"GET /posts/p{i}/ HTTP/1.1", agent=GOOGLEBOT, second=i * 10) for i in range(300)]
@@ -392,6 +437,7 @@ BENIGN = [
     ("genuine Googlebot from its published range", _genuine_googlebot, "66.249.66.1"),
     ("developer hammering their own API", _developer, "203.0.114.5"),
     ("developer testing their own login (5 of 6 fail) among their API calls", _developer_logins, "203.0.114.16"),
+    ("a lab of readers behind one NAT with one managed browser build", _one_browser_nat, "203.0.114.17"),
     ("mobile app behind carrier NAT, one agent, no referrer", _mobile_app_nat, "203.0.114.6"),
     ("readers arriving from links", _reader_from_a_link, "203.0.114.7"),
     ("a reader following a small blog's link", _reader_from_a_link, "203.0.114.8"),

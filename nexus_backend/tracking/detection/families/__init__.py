@@ -17,7 +17,7 @@ from .agents import (
 )
 from .api_abuse import rule_blind_signup, rule_vote_campaign, rule_vote_farm, rule_vote_replay
 from .base import Context, Hit, requests_of
-from .crawling import rule_fingerprint_burst, rule_page_walk, rule_scraper, rule_volume
+from .crawling import rule_fingerprint_burst, rule_machine_pace, rule_page_walk, rule_scraper, rule_volume
 from .logins import rule_account_campaign, rule_auth_failures, rule_login_campaign
 from .probes import rule_bad_request, rule_cms_probe, rule_not_found_probe, rule_payload, rule_sensitive_paths
 from .spam import rule_form_spam, rule_referrer_spam, rule_spam_signature
@@ -52,4 +52,5 @@ RULES: dict[str, Callable[[IPStats, dict, Context], Hit | None]] = {
     "vote_campaign": rule_vote_campaign,
     "blind_signup": rule_blind_signup,
     "page_walk": rule_page_walk,
+    "machine_pace": rule_machine_pace,
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from ..aggregate import IPStats
 from .base import Context, Hit
 
@@ -68,4 +70,30 @@ def rule_page_walk(s: IPStats, p: dict, c: Context) -> Hit | None:
     )
 
 
-# name -> the rule; the order is the order of reasons in a finding. Each takes the address's IPStats, its
+def rule_machine_pace(s: IPStats, p: dict, c: Context) -> Hit | None:
+    """A scripted browser walking the site: many distinct pages (not API calls) first loaded at a steady, short
+    interval. It may load the assets and follow links like a reader, but people read: the pause before the next
+    page is seconds to minutes and varies a lot (a coefficient of variation about 1 or more), and several people
+    behind one NAT interleave like a random process (about 1). A script waits a delay with a little jitter (Scrapy's
+    RANDOMIZE_DOWNLOAD_DELAY: 0.5-1.5x, a variation near 0.3) or as long as each page takes to load."""
+    if len(s.gets) < p["min_pages"] or len(s.agents) > p["max_user_agents"] or s.declared_bot:
+        return None
+    api = c.compiled["api"].search
+    times = sorted(t for path, t in s.gets.items() if not api(path))
+    if len(times) < p["min_pages"]:
+        return None
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    median, mean = statistics.median(gaps), statistics.fmean(gaps)
+    variation = statistics.pstdev(gaps) / mean if mean else 0.0
+    if median > p["max_median_gap"] or variation > p["max_gap_variation"]:
+        return None
+    return Hit(
+        p["score"],
+        f"{len(times)} pages, a new one every {median:g} s (variation {variation:.2f}): a machine's pace",
+        {
+            "pages": len(times),
+            "median_gap": median,
+            "gap_variation": round(variation, 3),
+            "paths": c.sample("pages", s.pages),
+        },  # fmt: skip
+    )
