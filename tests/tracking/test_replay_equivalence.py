@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import call_command
 
+from nexus_backend.tracking.detection import database
 from nexus_backend.tracking.detection.parsers import open_log
 from nexus_backend.tracking.detection.replay import replay_file, request_log_load
+from nexus_backend.tracking.detection.rules import load_rules
 from nexus_backend.tracking.detection.services import detect_window
 from nexus_backend.tracking.models import SuspiciousIP
 
@@ -61,3 +63,24 @@ def test_explain_shows_the_requests_behind_a_verdict(family_log, tmp_path, capsy
     assert "requests: 6" in printed and "GET /p3/ 404" in printed
     call_command("replay_log", str(family_log), "--out", str(out), "--explain", "203.0.114.1")
     assert "203.0.114.1: in the log, tripped no rule" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_reading_the_window_in_slices_gives_the_aggregates_of_one_statement(family_log, monkeypatch):
+    """``database.aggregate_request_log`` reads the window in time slices (the server groups one while Python
+    classifies the other): groups cut by a slice boundary add up to what one statement over the whole window gives,
+    down to every count, set, first and last time and example."""
+    request_log_load(open_log(family_log))
+    start = datetime(2025, 3, 3, 10, tzinfo=UTC)
+    rules = load_rules()
+
+    def aggregates(slices):
+        monkeypatch.setattr(database, "SLICES", slices)
+        agg = database.aggregate_request_log(start=start, end=start + timedelta(hours=1), rules=rules)
+        return {key: s.to_json() for key, s in agg.stats.items()}
+
+    whole = aggregates(1)
+    cut = [r for r in replay_file(family_log).aggregator.stats.values() if r.first < start.timestamp() + 900 < r.last]
+    assert len(cut) >= 5  # addresses active on both sides of the first boundary (10:15): the test is about them
+    for slices in (2, 4, 7):
+        assert aggregates(slices) == whole
