@@ -260,8 +260,12 @@ class Recorder:
             folder = spool_dir()
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{time.time_ns()}-{os.getpid()}-{self._prefix[:8]}.spool"
-            handle = open(path, "a", encoding="utf-8")
+            # Made under a name replayers do not look at, locked, then renamed (the lock stays): a replayer never
+            # sees the file unlocked and empty, which it would delete before the first line went in.
+            creating = path.with_name(path.name + "-new")
+            handle = open(creating, "a", encoding="utf-8")
             fcntl.flock(handle, fcntl.LOCK_EX)  # replayers skip a file while its writer holds it
+            os.rename(creating, path)
             self._spool_file, self._spool_path = handle, path
         return self._spool_file
 

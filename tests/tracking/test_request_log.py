@@ -258,3 +258,44 @@ def test_prune_deletes_only_rows_older_than_the_retention(settings):
     assert tasks.prune_request_logs.apply().get() == 2
     assert sorted(RequestLog.objects.values_list("path", flat=True)) == ["/1/", "/29/"]
     assert services.request_log_prune(older_than_days=2, batch_size=1) == 1  # batches of one: loops
+
+
+def test_a_replayer_never_takes_a_spool_file_its_writer_has_not_locked_yet(settings, tmp_path, monkeypatch):
+    """Another process's replayer sweeps the spool folder (the flusher does, every pass of an outage) at the worst
+    moment: after a writer made a new spool file, before it took the file's lock. The file must not be visible
+    then: a replayer that found it empty and unlocked would delete it, and the writer would go on spooling into a
+    deleted file (CI once lost 1 of 1,001 requests in test_outage this way)."""
+    import fcntl
+
+    from nexus_backend.tracking import recorder as recorder_module
+
+    settings.NEXUS_REQUEST_LOG_SPOOL_DIR = str(tmp_path / "spool")
+    writer, replayer = Recorder(), Recorder()  # two processes' recorders: their own files, their own locks
+    client = new_redis_client()
+    client.delete(stream_key())
+    sweeps = []
+
+    class SweepBeforeLocking:  # the module's fcntl, with a replayer pass run just before a writer locks
+        LOCK_EX, LOCK_NB = fcntl.LOCK_EX, fcntl.LOCK_NB
+
+        @staticmethod
+        def flock(handle, operation):
+            if operation == fcntl.LOCK_EX:  # the writer's (blocking) lock; replayers ask with LOCK_NB
+                sweeps.append(replayer.replay_spool(client))
+            fcntl.flock(handle, operation)
+
+    monkeypatch.setattr(recorder_module, "fcntl", SweepBeforeLocking)
+    written = []
+    for i in range(3):
+        writer.record(CLIENT, "GET", f"/s{i}/", 200, 1700000000.0 + i, 0.001, None, "", "")
+        line = writer._line(writer.buffer.popleft())
+        writer._spool([line])
+        writer._close_spool()
+        written.append(line[:32])
+    replayer.replay_spool(client)
+
+    arrived = [line[:32] for _, f in client.xrange(stream_key()) for line in f[b"b"].decode().split("\n") if line]
+    assert len(sweeps) == 3  # the sweep ran at each file's worst moment
+    assert sorted(arrived) == sorted(written)
+    assert list(spool_dir().glob("*.spool")) == []
+    client.delete(stream_key())
