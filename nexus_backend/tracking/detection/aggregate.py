@@ -21,7 +21,7 @@ from .clf import canonical_ipv4
 from .counting import GroupCounter
 from .ipstats import SAMPLE, IPStats
 from .parsers import Record
-from .payloads import payload_family, target_path
+from .payloads import header_payload, payload_family, target_path
 from .rules import RuleSet
 from .user_agents import _DECLARED_BOT, agent_oddity
 
@@ -161,8 +161,13 @@ class Aggregator:
         return key
 
     def host(self, referrer: str) -> str:
+        """The referrer's host (cached; not one that carries a payload, which ``add_group`` must see each time)."""
         host = self._hosts.get(referrer)
-        return host if host is not None else _remember(self._hosts, referrer, referrer_host(referrer))
+        if host is None:
+            host = referrer_host(referrer)
+            if not header_payload(referrer):
+                _remember(self._hosts, referrer, host)
+        return host
 
     # ------------------------------------------------------------------ input
 
@@ -228,8 +233,13 @@ class Aggregator:
         )
         host = ""
         if referrer:
-            known = self._hosts.get(referrer)
-            host = known if known is not None else self.host(referrer)
+            host = self._hosts.get(referrer)
+            if host is None:  # not seen yet, or a Referer carrying a payload (Log4Shell, Shellshock): never cached
+                host = self.host(referrer)
+                family = header_payload(referrer)
+                if family:
+                    s.payloads[family] = s.payloads.get(family, 0) + count
+                    s.example(f"payload:{family}", method, f"{path} (Referer: {referrer})", status, 300)
             s.referred += count
             if host:
                 s.ref_hosts.add(host)
@@ -338,6 +348,8 @@ class Aggregator:
             tags.append("no_agent")
         if referrer:
             tags.append(f"referrer:{self.host(referrer) or '?'}")
+            if header_payload(referrer):
+                tags.append(f"payload:{header_payload(referrer)} (referrer)")
         return tags
 
     def add_records(self, records: Iterable[Record]) -> int:

@@ -101,6 +101,26 @@ def payload_family(target: str) -> str:
     return ""
 
 
+# What scanners spray into *every* header, the Referer included: Log4Shell's ``${jndi:...}`` and its obfuscations
+# (OWASP CRS 944150 reads all request headers for it; so does CrowdSec's CVE-2021-44228 scenario) and Shellshock's
+# ``() {`` function definition, which bash imports only at the very start of a value (CRS 932170: ``^\(\s*\)\s+{``;
+# a search for "function() {" in a referrer's query is not one). A browser's Referer is a URL that starts with its
+# scheme; SQL and script shapes are left out: search-engine referrers carry people's queries.
+_HEADER = re.compile(
+    r"\$\{\s*(?:jndi|\$\{|lower:|upper:|env:|sys:|java:|::-|base64:)|^\s*(\(\s*\)\s*\{)", re.IGNORECASE
+)
+
+
+def header_payload(value: str) -> str:
+    """The payload family a header value (a Referer) carries: "java", "shell" or "" none."""
+    if "{" not in value and "%" not in value:
+        return ""
+    match = _HEADER.search(unquote(value, errors="replace") if "%" in value else value)
+    if match is None:
+        return ""
+    return "shell" if match.group(1) else "java"
+
+
 def target_path(target: str) -> str:
     """What detection keeps of a request target: the path, with its query string only when that carries a payload
     (``/a?b=1`` -> ``/a``; ``/a?id=1' or '1'='1`` stays). Cut to ``MAX_TARGET`` characters."""

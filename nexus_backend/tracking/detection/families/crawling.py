@@ -95,5 +95,5 @@ def rule_machine_pace(s: IPStats, p: dict, c: Context) -> Hit | None:
             "median_gap": median,
             "gap_variation": round(variation, 3),
             "paths": c.sample("pages", s.pages),
-        },  # fmt: skip
+        },
     )
