@@ -546,3 +546,50 @@ def test_two_weak_signals_stay_under_the_threshold():
 )
 def test_user_agent_oddity(agent, oddity):
     assert agent_oddity(agent) == oddity
+
+
+IE8_XP = "Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 5.1; Trident/4.0; .NET CLR 2.0.50727)"
+
+
+@pytest.mark.parametrize(
+    ("agent", "year", "oddity"),
+    [
+        (IE8_XP, 2014, 0),  # a person in 2014: XP and IE 8 were everywhere
+        (IE8_XP, 2025, 1),
+        ("Mozilla/5.0 (Windows NT 6.1; rv:24.0) Gecko/20100101 Firefox/24.0", 2014, 0),
+        ("Mozilla/5.0 (Windows NT 6.1; rv:24.0) Gecko/20100101 Firefox/24.0", 2024, 1),
+        ("Mozilla/5.0 (Windows; U; Windows NT 6.1; en-US; rv:1.9.0.1) Gecko/2008070208 Firefox/3.0.1", 2015, 0),
+        ("Mozilla/5.0 (Windows; U; Windows NT 6.1; en-US; rv:1.9.0.1) Gecko/2008070208 Firefox/3.0.1", 2018, 1),
+        ("Mozilla/4.0 (compatible; MSIE 6.0; Windows 98)", 2015, 0),
+        ("Mozilla/4.0 (compatible; MSIE 6.0; Windows 98)", 2016, 1),
+        ("Opera/9.80 (Windows NT 6.1; U; en) Presto/2.12.388 Version/12.16", 2014, 0),
+        ("Opera/9.80 (Windows NT 6.1; U; en) Presto/2.12.388 Version/12.16", 2025, 1),
+        ("Opera/9.80 (Android; Opera Mini/7.6.40234/191.308; U; en) Presto/2.12.423 Version/12.16", 2025, 0),
+        # impossible in any year
+        ("Mozilla/5.0 (Windows NT 5.1) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", 2014, 2),
+    ],
+)
+def test_an_agent_is_obsolete_by_the_year_of_the_request(agent, year, oddity):
+    assert agent_oddity(agent, year) == oddity
+
+
+def test_a_log_of_2014_does_not_flag_its_readers_on_xp_but_one_of_2025_does():
+    """The same reader, on Windows XP with Internet Explorer 8 (a quarter of the web's desktops in 2014), reading
+    three pages with their assets: not obsolete in a log of 2014, obsolete for a decade in one of 2025."""
+
+    def reader(day):
+        stamp = f"{day}:10:00:{{:02d}} +0000"
+        lines = []
+        for i, page in enumerate(("/", "/posts/hello-world/", "/about/")):
+            ref = f"{SITE}/" if i else "-"
+            lines += [f'198.51.100.77 - - [{stamp.format(i * 9)}] "GET {page} HTTP/1.1" 200 512 "{ref}" "{IE8_XP}"',
+                      f'198.51.100.77 - - [{stamp.format(i * 9 + 1)}] "GET /static/site.css HTTP/1.1" 200 512 '
+                      f'"{SITE}{page}" "{IE8_XP}"']  # fmt: skip
+        return lines
+
+    rules = load_rules()
+    for day, expected in (("03/Mar/2014", set()), ("03/Mar/2025", {"obsolete_agent"})):
+        agg = Aggregator(rules)
+        agg.add_records(records(reader(day)))
+        found = by_ip(judge(agg, rules)).get("198.51.100.77")
+        assert (set(found.rules) if found else set()) == expected, day

@@ -12,6 +12,7 @@ merged before the rules are applied, with the same result as one process (``repl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ from .ipstats import SAMPLE, IPStats
 from .parsers import Record
 from .payloads import header_payload, payload_family, target_path
 from .rules import RuleSet
-from .user_agents import _DECLARED_BOT, agent_oddity
+from .user_agents import _DECLARED_BOT, agent_oddity, obsolete_since
 
 __all__ = ["SAMPLE", "AgentClass", "Aggregator", "GroupCounter", "IPStats", "PathClass", "agent_oddity",
            "referrer_host"]  # fmt: skip
@@ -60,9 +61,10 @@ class PathClass(NamedTuple):
 class AgentClass(NamedTuple):
     scanner: bool
     claims: tuple[str, ...]  # crawlers with published networks it claims to be
-    odd: int  # 0 fine, 1 obsolete, 2 impossible
+    odd: int  # 0 fine, 1 obsolete from the year `since` on, 2 impossible
     browser: bool  # claims to be a browser
     declared_bot: bool  # says it is a bot (bot/crawler/spider + a contact URL or a known name)
+    since: int  # odd == 1: the year from which it counts as obsolete (a request of an earlier year is not)
 
 
 def referrer_host(referrer: str) -> str:
@@ -143,12 +145,14 @@ class Aggregator:
         if cls is None:
             lower = agent.lower()
             declared = bool(_DECLARED_BOT.search(lower))
+            since = obsolete_since(agent)
             cls = AgentClass(
                 bool(self._scanner(lower)),
                 tuple(n for n, match in self._crawlers if match(agent)),
-                agent_oddity(agent),
+                2 if agent_oddity(agent) == 2 else 1 if since else 0,
                 lower.startswith("mozilla/") and not declared,
                 declared,
+                since,
             )
             _remember(self._agents, agent, cls)
         return cls
@@ -281,12 +285,12 @@ class Aggregator:
                 s.scanner_agents.add(agent)
             if ac.claims:
                 s.crawler_claims.update(ac.claims)
-            if ac.odd:
+            if ac.odd == 2:
                 s.odd_agents.add(agent)
-                if ac.odd == 2:
-                    s.impossible += count
-                else:
-                    s.obsolete += count
+                s.impossible += count
+            elif ac.odd and time.gmtime(window).tm_year >= ac.since:  # obsolete when the request was made
+                s.odd_agents.add(agent)
+                s.obsolete += count
         else:
             s.absent_agent += count
 
@@ -342,7 +346,7 @@ class Aggregator:
             if ac.scanner:
                 tags.append("scanner_agent")
             if ac.odd:
-                tags.append("impossible_agent" if ac.odd == 2 else "obsolete_agent")
+                tags.append("impossible_agent" if ac.odd == 2 else f"obsolete_agent (from {ac.since})")
             tags += [f"claims:{c}" for c in ac.claims]
         else:
             tags.append("no_agent")
