@@ -82,7 +82,12 @@ def normalize_ip(value: str | None) -> str | None:
         text = text[1:end]
     elif text.count(":") == 1:  # v4:port
         text = text.split(":", 1)[0]
-    text = text.split("%", 1)[0]  # IPv6 zone id
+    return address_text(text.split("%", 1)[0])  # without an IPv6 zone id
+
+
+def address_text(text: str) -> str | None:
+    """The canonical text of a bare address (an IPv4-mapped IPv6 address as its IPv4), or ``None``: plain IPv6
+    through the C library (:func:`ipv6_text`), anything else through ``ipaddress``. (The log parsers use it too.)"""
     fast = ipv6_text(text)
     if fast is not None:
         return fast

@@ -4,12 +4,11 @@ and the request line cut into method and path (``Record``: one parsed request, f
 from __future__ import annotations
 
 import calendar
-import ipaddress
 import re
 import socket
 from typing import NamedTuple
 
-from ..client_ip import ipv6_text
+from ..client_ip import address_text
 from .payloads import target_path
 
 
@@ -85,27 +84,11 @@ class _Caches:
         value = self.ips.get(text, "")
         if value != "":
             return value
-        if canonical_ipv4(text):
-            value = text
-        else:
-            value = self._parse_ip(text)
+        value = text if canonical_ipv4(text) else address_text(text)
         if len(self.ips) > 500_000:
             self.ips.clear()
         self.ips[text] = value
         return value
-
-    @staticmethod
-    def _parse_ip(text: str) -> str | None:
-        fast = ipv6_text(text)
-        if fast is not None:
-            return fast
-        try:
-            addr = ipaddress.ip_address(text)
-            if addr.version == 6 and addr.ipv4_mapped is not None:
-                addr = addr.ipv4_mapped
-            return str(addr)
-        except ValueError:
-            return None
 
 
 def _unescape(text: str) -> str:
