@@ -237,8 +237,10 @@ class Aggregator:
         )
         host = ""
         if referrer:
-            host = self._hosts.get(referrer)
-            if host is None:  # not seen yet, or a Referer carrying a payload (Log4Shell, Shellshock): never cached
+            known = self._hosts.get(referrer)
+            if known is not None:
+                host = known
+            else:  # not seen yet, or a Referer carrying a payload (Log4Shell, Shellshock): never cached
                 host = self.host(referrer)
                 family = header_payload(referrer)
                 if family:
