@@ -593,3 +593,21 @@ def test_a_log_of_2014_does_not_flag_its_readers_on_xp_but_one_of_2025_does():
         agg.add_records(records(reader(day)))
         found = by_ip(judge(agg, rules)).get("198.51.100.77")
         assert (set(found.rules) if found else set()) == expected, day
+
+
+def test_a_crawler_asking_for_the_pages_of_a_site_that_moved_is_no_prober():
+    """A site moved its blog: an SEO crawler (declared, with a contact URL; its networks unpublished) still asks
+    for the old posts, most answered 404. Not a prober. The same requests under a browser's name are."""
+    ahrefs = "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)"
+    old = [f"GET /2016/{m:02d}/an-old-post-{m}/ HTTP/1.1" for m in range(1, 13)]
+
+    def visit(ip, agent):
+        return (
+            [line(ip, "GET /robots.txt HTTP/1.1", agent=agent)]
+            + [line(ip, request, 404, agent=agent, second=20 * i) for i, request in enumerate(old)]
+            + [line(ip, "GET /posts/hello-world/ HTTP/1.1", agent=agent, second=300)]
+        )
+
+    found = verdicts(visit("203.0.113.150", ahrefs) + visit("203.0.113.151", CHROME))
+    assert "203.0.113.150" not in found  # no rule tripped at all
+    assert "not_found_probe" in found["203.0.113.151"].rules and found["203.0.113.151"].flagged
