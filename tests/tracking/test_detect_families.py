@@ -608,6 +608,10 @@ def test_a_crawler_asking_for_the_pages_of_a_site_that_moved_is_no_prober():
             + [line(ip, "GET /posts/hello-world/ HTTP/1.1", agent=agent, second=300)]
         )
 
-    found = verdicts(visit("203.0.113.150", ahrefs) + visit("203.0.113.151", CHROME))
+    found = verdicts(
+        visit("203.0.113.150", ahrefs) + visit("203.0.113.151", CHROME) + visit("203.0.113.152", GOOGLEBOT)
+    )
     assert "203.0.113.150" not in found  # no rule tripped at all
     assert "not_found_probe" in found["203.0.113.151"].rules and found["203.0.113.151"].flagged
+    # a "Googlebot" from outside Google's networks brute-forcing paths is a fake doing it
+    assert {"not_found_probe", "fake_crawler"} <= set(found["203.0.113.152"].rules) and found["203.0.113.152"].flagged

@@ -58,10 +58,11 @@ def rule_sensitive_paths(s: IPStats, p: dict, c: Context) -> Hit | None:
 def rule_not_found_probe(s: IPStats, p: dict, c: Context) -> Hit | None:
     """Many distinct paths answered 4xx. Not a declared bot's (every request under a bot's name with a contact
     URL): a crawler follows links to pages that are gone, for years after a site moved (CrowdSec whitelists SEO
-    bots the same way); what a scanner asks for is a probe family, judged by cms_probe whatever its agent."""
+    bots the same way); what a scanner asks for is a probe family, judged by cms_probe whatever its agent. A bot
+    claiming a listed crawler (Googlebot) from outside its networks gets no such benefit: fakes brute-force too."""
     if len(s.probe_paths) < p["min_distinct_paths"] or s.statuses.get("4xx", 0) < p["min_4xx_share"] * s.requests:
         return None
-    if s.declared_bot == s.requests:
+    if s.declared_bot == s.requests and not s.crawler_claims:  # a verified crawler is never judged at all
         return None
     paths = c.sample("probe_paths", s.probe_paths)
     return Hit(
