@@ -428,8 +428,19 @@ def _campus_ipv6():
     return [x for i in range(12) for x in reader(f"2001:db8:9:9::{i + 1:x}", CHROME, i * 30)]
 
 
+def _preconnects():
+    """A reader whose browser opened connections it never used (a preconnect, a keep-alive timed out): Apache logs
+    each as a request line "-" answered 408, nginx as "" answered 400, with no agent."""
+    ip = "203.0.114.18"
+    return reader(ip, CHROME) + [
+        line(ip, "-", 408, agent="-", second=70),
+        line(ip, "", 400, agent="-", second=150),
+    ]
+
+
 BENIGN = [
     ("uptime monitor", _monitor, "203.0.114.1"),
+    ("a reader's unused browser connections, logged as '-' 408 and '' 400", _preconnects, "203.0.114.18"),
     ("feed reader", _feed_reader, "203.0.114.2"),
     ("busy human", _busy_human, "203.0.114.3"),
     ("campus NAT", _campus_nat, "203.0.114.4"),
