@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -55,6 +56,25 @@ def test_common_format_and_time_zones(tmp_path):
     assert reader.format == "common"
     assert rec.ts == datetime(2025, 3, 3, 9, 15, 2, tzinfo=UTC).timestamp() and rec.ip == "2001:db8::7"
     assert rec.user_agent == "" and rec.method == "POST"
+
+
+@pytest.mark.parametrize(("fmt", "prefix"), [("vhost_combined", "blog.example.org:443 "), ("vhost_common", "blog ")])
+def test_apache_vhost_formats_replay_as_their_plain_forms(tmp_path, sample, fmt, prefix):
+    """Debian's other_vhosts_access.log writes the virtual host first (``%v:%p``, or ``%v`` in vhost_common): the
+    same log with it replays to the same records and verdicts, in the plain and the parallel reader alike."""
+    plain, _ = traffic.write_traffic(sample, tmp_path / "plain.log.gz", tmp_path / "labels.csv")
+    lines = gzip.open(plain, "rt").read().splitlines()
+    if fmt == "vhost_common":  # cut the referrer and agent: a common line
+        lines = [re.match(r'(.*?" \d{3} (?:\d+|-)) "', line).group(1) for line in lines]
+        plain = write(tmp_path, "plain-common.log", lines)
+    vhost = write(tmp_path, "vhost.log", [prefix + line for line in lines])
+    reader = open_log(vhost)
+    assert reader.format == fmt
+    assert list(reader) == list(open_log(plain)) and reader.stats.malformed == 0
+    for processes in (1, 2):
+        ours, theirs = replay_file(vhost, processes=processes), replay_file(plain, processes=processes)
+        assert ours.flagged.keys() == theirs.flagged.keys() and ours.flagged
+        assert [f.rules for f in ours.flagged.values()] == [f.rules for f in theirs.flagged.values()]
 
 
 def test_times_within_a_parsed_minute_equal_a_full_parse(tmp_path):

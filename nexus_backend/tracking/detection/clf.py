@@ -27,6 +27,16 @@ class Record(NamedTuple):
 _Q = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
 COMMON = re.compile(r"(\S+) \S+ \S+ \[([^\]]+)\] " + _Q + r" (\d{3}) (?:\d+|-)")
 COMBINED = re.compile(COMMON.pattern + r" " + _Q + r" " + _Q)
+# Apache's vhost_combined / vhost_common (Debian's other_vhosts_access.log): the virtual host ("%v:%p" or "%v")
+# first, then the same fields. A plain line has three fields before its "[", a vhost line four: neither matches
+# the other's pattern.
+REGEXES = {
+    "combined": COMBINED,
+    "common": COMMON,
+    "vhost_combined": re.compile(r"\S+ " + COMBINED.pattern),
+    "vhost_common": re.compile(r"\S+ " + COMMON.pattern),
+}
+WITH_AGENT = frozenset({"combined", "vhost_combined"})  # the formats that carry the Referer and User-Agent
 _MONTHS = {m: i for i, m in enumerate(("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec").split(), 1)}
 _TIME = re.compile(r"(\d{2})/(\w{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$")
 

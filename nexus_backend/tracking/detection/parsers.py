@@ -1,4 +1,5 @@
-"""Log parsers for replay: Apache/Nginx ``combined`` and ``common`` formats and the app's JSONL export.
+"""Log parsers for replay: Apache/Nginx ``combined`` and ``common`` formats (and Apache's ``vhost_`` forms of both,
+the virtual host first) and the app's JSONL export.
 
 ``open_log(path, fmt="auto")`` returns a ``LogReader``: iterate it for ``Record`` tuples
 ``(ts, ip, method, path, status, user_agent, referrer)`` (``ts`` in epoch seconds, ``path`` without its query
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .clf import COMBINED, COMMON, Record, _Caches, _split_request, _unescape
+from .clf import REGEXES, WITH_AGENT, Record, _Caches, _split_request, _unescape
 from .counting import _blocks, _normalise, no_gc
 from .payloads import target_path
 from .writers import format_combined, format_jsonl
@@ -28,7 +29,7 @@ from .writers import format_combined, format_jsonl
 __all__ = ["FORMATS", "LogError", "LogReader", "ParseStats", "Record", "detect_format", "format_combined",
            "format_jsonl", "no_gc", "open_log", "parse_line"]  # fmt: skip
 
-FORMATS = ("combined", "common", "jsonl")
+FORMATS = ("combined", "common", "vhost_combined", "vhost_common", "jsonl")
 MAX_EXAMPLES = 5
 SNIFF_LINES = 50
 
@@ -111,7 +112,7 @@ def parse_line(fmt: str, line: str, caches: _Caches | None = None) -> Record | s
     caches = caches or _Caches()
     if fmt == "jsonl":
         return _parse_jsonl(line, caches)
-    return _parse_clf(COMBINED if fmt == "combined" else COMMON, line, caches)
+    return _parse_clf(REGEXES[fmt], line, caches)
 
 
 def _opener(path: Path):
@@ -192,7 +193,7 @@ class LogReader:
         caches = _Caches()
         stats = self.stats
         fmt = self.format
-        regex = COMBINED if fmt == "combined" else COMMON
+        regex = REGEXES.get(fmt)
         with self._open() as fh:
             for number, line in enumerate(fh, 1):
                 stats.lines = number
@@ -200,7 +201,7 @@ class LogReader:
                 if not line.strip():
                     stats.blank += 1
                     continue
-                rec = _parse_jsonl(line, caches) if fmt == "jsonl" else _parse_clf(regex, line, caches)
+                rec = _parse_clf(regex, line, caches) if regex is not None else _parse_jsonl(line, caches)
                 if isinstance(rec, str):
                     stats.bad(number, rec, line)
                     continue
@@ -239,14 +240,14 @@ class LogReader:
                     add(*key, n, first, last)
             else:
                 raw = self._count_clf(blocks, start + 1, window, progress)
-                _normalise(raw, add, self.format == "combined")
+                _normalise(raw, add, self.format in WITH_AGENT)
 
     def _count_clf(self, blocks: Iterable[list[str]], number: int, window: int, progress) -> dict[tuple, list]:
         stats = self.stats
         caches = _Caches()
         ip_cache = caches.ips
         times: dict[str, tuple[float, int] | None] = {}
-        match = (COMBINED if self.format == "combined" else COMMON).match
+        match = REGEXES[self.format].match
         raw: dict[tuple, list] = {}
         get = raw.get
         seen = parsed = 0

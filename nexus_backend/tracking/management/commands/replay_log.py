@@ -19,8 +19,8 @@ COLUMNS = ["ip", "rules", "score", "reasons", "requests", "first_seen", "last_se
 
 class Command(BaseCommand):
     help = (
-        "Replay an Apache/Nginx (combined, common) or JSONL request log, plain or gzip, through the suspicious-IP "
-        "detector and write one CSV row per flagged address (ip,rules,score,reasons,...)."
+        "Replay an Apache/Nginx (combined, common, or Apache's vhost_ forms of both) or JSONL request log, plain or "
+        "gzip, through the suspicious-IP detector and write one CSV row per flagged address (ip,rules,score,...)."
     )
 
     def add_arguments(self, parser):
