@@ -378,6 +378,17 @@ def _comment_from_the_cache():
                  agent=FIREFOX, second=720)]  # fmt: skip
 
 
+def _sign_in_then_comment():
+    """A returning reader (assets cached) opens a post, signs in through the login form, and comments on the post six
+    minutes later: the comment goes to another URL than the page, and there was a login in the window."""
+    ip = "203.0.114.19"
+    return [line(ip, "GET /posts/second/ HTTP/2.0", 304, referrer="https://www.google.com/", agent=FIREFOX, second=10),
+            line(ip, "GET /login/ HTTP/2.0", 200, referrer=f"{SITE}/posts/second/", agent=FIREFOX, second=30),
+            line(ip, "POST /login/ HTTP/2.0", 302, referrer=f"{SITE}/login/", agent=FIREFOX, second=45),
+            line(ip, "POST /posts/second/comment HTTP/2.0", 302, referrer=f"{SITE}/posts/second/", agent=FIREFOX,
+                 second=400)]  # fmt: skip
+
+
 def _login_across_the_hour():
     # the login page was loaded at 09:59; the POST (a success: redirected) lands in the 10:00 window
     return [line("203.0.114.11", "POST /login/ HTTP/2.0", 302, referrer=f"{SITE}/login/", agent=FIREFOX)]
@@ -459,6 +470,7 @@ BENIGN = [
         _comment_from_the_cache,
         "203.0.114.14",
     ),
+    ("a reader who signs in through the form, then comments minutes later", _sign_in_then_comment, "203.0.114.19"),
     ("a login whose form was loaded in the previous window", _login_across_the_hour, "203.0.114.11"),
     (
         "a mistyped login whose form was loaded in the previous window, then reading",

@@ -69,12 +69,14 @@ def rule_form_spam(s: IPStats, p: dict, c: Context) -> Hit | None:
     tool = s.requests > s.browser + s.absent_agent
     # A reader who loaded the page in an earlier window (its assets cached) posts without a GET here, but from a
     # page of this site: a blind POST whose every referrer is this site is only medium evidence. Not for a login
-    # form (people submit those right after loading them, and brute-force tools send the form as referrer), unless
-    # it came within boundary_seconds of the window's start, the window before is not there to tell, and the
-    # client went on reading (a person logged in; a one-shot guess is only the POST).
+    # form POSTed blind (people submit those right after loading them, and brute-force tools send the form as
+    # referrer), unless it came within boundary_seconds of the window's start, the window before is not there to
+    # tell, and the client went on reading (a person logged in; a one-shot guess is only the POST). A login whose
+    # form was loaded (a reader signs in, then comments on a page a comment URL is not) does not count against it.
     referred = "" not in s.post_ref_hosts and s.post_ref_hosts <= c.site.own_hosts
     unknown = not covered and bool(s.gets) and all(path in early for path in blind)
-    from_site = bool(blind) and len(blind) == len(fast) and referred and (not s.auth_attempts or unknown)
+    blind_login = any(logins(path) for path in blind)
+    from_site = bool(blind) and len(blind) == len(fast) and referred and (not blind_login or unknown)
     return Hit(
         p["tool_score"] if tool or from_site else p["score"],
         f"form POSTs {how}, no page asset loaded ({', '.join(fast[:3])})"
