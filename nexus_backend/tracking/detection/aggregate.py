@@ -210,10 +210,8 @@ class Aggregator:
         first: float,
         last: float,
     ) -> None:
-        if not method and (path == "-" or not path):
-            # A connection closed before it sent a request: Apache writes "-" 408, nginx "" 400. Browsers do it all
-            # day (a preconnect never used, a keep-alive that timed out): no request, nothing to judge.
-            return
+        if not method and (path == "-" or not path):  # no request: a connection closed unused (Apache "-" 408,
+            return  # nginx "" 400), as browsers leave preconnects and keep-alives all day: nothing to judge
         self._memo = None
         if "?" in path:  # a payload kept by target_path (RequestLog, a parsed log), or a record made in memory
             target = self._targets.get(path)
