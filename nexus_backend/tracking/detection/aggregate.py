@@ -24,7 +24,7 @@ from .ipstats import SAMPLE, IPStats
 from .parsers import Record
 from .payloads import header_payload, payload_family, target_path
 from .rules import RuleSet
-from .user_agents import _DECLARED_BOT, agent_oddity, obsolete_since
+from .user_agents import _DECLARED_BOT, agent_oddity, impossible_agent, obsolete_since
 
 __all__ = ["SAMPLE", "AgentClass", "Aggregator", "GroupCounter", "IPStats", "PathClass", "agent_oddity",
            "referrer_host"]  # fmt: skip
@@ -149,7 +149,7 @@ class Aggregator:
             cls = AgentClass(
                 bool(self._scanner(lower)),
                 tuple(n for n, match in self._crawlers if match(agent)),
-                2 if agent_oddity(agent) == 2 else 1 if since else 0,
+                2 if impossible_agent(agent) else 1 if since else 0,
                 lower.startswith("mozilla/") and not declared,
                 declared,
                 since,
@@ -356,8 +356,8 @@ class Aggregator:
             tags.append("no_agent")
         if referrer:
             tags.append(f"referrer:{self.host(referrer) or '?'}")
-            if header_payload(referrer):
-                tags.append(f"payload:{header_payload(referrer)} (referrer)")
+            if family := header_payload(referrer):
+                tags.append(f"payload:{family} (referrer)")
         return tags
 
     def add_records(self, records: Iterable[Record]) -> int:

@@ -64,23 +64,31 @@ _PHONE = re.compile(r"iphone|ipad|android \d")
 _MODERN = re.compile(r"chrome/(\d+)|firefox/(\d+)|edg/(\d+)")
 
 
+def impossible_agent(agent: str) -> bool:
+    """A user agent no browser sends, in any year (a forged or broken string)."""
+    lower = agent.lower()
+    if not lower.startswith("mozilla/"):
+        return False
+    if lower.strip() in ("mozilla/5.0", "mozilla/4.0", "mozilla/5.0 (compatible)") or (
+        "msie " in lower and ("chrome/" in lower or "firefox/" in lower)
+    ):
+        return True
+    if _PHONE.search(lower) and ("windows nt" in lower or "x11; linux x86_64" in lower or "macintosh" in lower):
+        return True  # a phone and a desktop at once
+    modern = _MODERN.search(lower)
+    if not modern:
+        return False
+    version = int(next(g for g in modern.groups() if g))
+    # Chrome 50+ and Firefox 53+ never ran on Windows XP / 9x; no browser has reached version 400
+    return version > 400 or (
+        version >= 50 and ("windows nt 5." in lower or "windows 98" in lower or "windows nt 4" in lower)
+    )
+
+
 def agent_oddity(agent: str, year: int | None = None) -> int:
     """0: a plausible user agent in ``year`` (default: this year); 1: an obsolete browser then; 2: one no browser
     sends (a forged or broken string)."""
-    lower = agent.lower()
-    if lower.startswith("mozilla/"):
-        if lower.strip() in ("mozilla/5.0", "mozilla/4.0", "mozilla/5.0 (compatible)") or (
-            "msie " in lower and ("chrome/" in lower or "firefox/" in lower)
-        ):
-            return 2
-        if _PHONE.search(lower) and ("windows nt" in lower or "x11; linux x86_64" in lower or "macintosh" in lower):
-            return 2  # a phone and a desktop at once
-        modern = _MODERN.search(lower)
-        if modern and ("windows nt 5." in lower or "windows 98" in lower or "windows nt 4" in lower):
-            version = int(next(g for g in modern.groups() if g))
-            if version >= 50:
-                return 2  # Chrome 50+ and Firefox 53+ never ran on Windows XP / 9x
-        if modern and int(next(g for g in modern.groups() if g)) > 400:
-            return 2
+    if impossible_agent(agent):
+        return 2
     since = obsolete_since(agent)
     return 1 if since and (year or datetime.now(UTC).year) >= since else 0
